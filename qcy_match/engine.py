@@ -1,0 +1,215 @@
+"""The matching engine: index one side (achievements or needs), match the other side against it."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import __version__, persistence
+from . import filters as filt
+from .config import EngineConfig
+from .encoders import Encoder, load_encoder, make_encoder
+from .explain import explain
+from .fusion import fuse
+from .index import DenseIndex
+from .io import Rejection
+from .records import from_any, text_of
+from .results import SIDES, Matches
+from .sparse import SparseIndex
+from .text import Tokenizer
+from .topk import top_k
+
+logger = logging.getLogger(__name__)
+
+RecordsLike = pd.DataFrame | Iterable[Mapping[str, Any]]
+QUERY_CHUNK = 512
+
+
+class MatchEngine:
+    """Hybrid BM25 + dense matching with industry/region filters and explanations.
+
+    >>> engine = MatchEngine(EngineConfig(encoder="lsa")).index(achievements)  # doctest: +SKIP
+    >>> engine.match(needs, k=10, filters={"industry": ["C39"]}).to_frame()  # doctest: +SKIP
+
+    After :meth:`index` the engine is read-only, so :meth:`match` may be called from many threads at once.
+    """
+
+    def __init__(self, config: EngineConfig | None = None, **overrides: Any) -> None:
+        self.config = dataclasses.replace(config or EngineConfig(), **overrides)
+
+    # ---- building -------------------------------------------------------------------------------------------
+    def _tokenizer(self) -> Tokenizer:
+        c = self.config
+        return Tokenizer(user_dicts=c.user_dicts, user_words=c.user_words, domain_dict=c.domain_dict)
+
+    def index(self, records: RecordsLike, side: str = "achievements", show_progress: bool = False) -> MatchEngine:
+        """Index records of one side; rows that fail validation are kept in ``rejected_``."""
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, not {side!r}")
+        recs, rejects = from_any(records)
+        if len(recs) == 0:
+            raise ValueError("no usable records to index" + (f" ({len(rejects)} rejected)" if rejects else ""))
+        self.rejected_: list[Rejection] = rejects
+        self.side_ = side
+        self.tokenizer_ = self._tokenizer()
+        texts = text_of(recs)
+        self.tokens_ = [self.tokenizer_.tokenize(t, normalized=True)
+                        for t in tqdm(texts, desc="tokenise", disable=not show_progress, unit="rec")]
+        self.sparse_ = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(self.tokens_)
+        self.encoder_: Encoder = make_encoder(self.config.encoder, self.config.encoder_params).fit(texts, self.tokens_)
+        vectors = self._encode(texts, self.tokens_, show_progress, "encode")
+        self.dense_ = DenseIndex(self.config.index, **self.config.index_params).fit(vectors)
+        self.records_ = recs.drop(columns=[c for c in ("_row",) if c in recs.columns]).reset_index(drop=True)
+        self._ids = self.records_["id"].astype(str).to_numpy(dtype=object)
+        logger.info("indexed %d %s (%d rejected), dense index %s", len(recs), side, len(rejects), self.dense_.kind_)
+        return self
+
+    def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
+        step = 256
+        parts = [self.encoder_.encode(texts[i:i + step], tokens[i:i + step])
+                 for i in tqdm(range(0, len(texts), step), desc=desc, disable=not show_progress, unit="chunk")]
+        return np.vstack(parts) if parts else np.zeros((0, self.encoder_.dim), np.float32)
+
+    def __len__(self) -> int:
+        return len(self.records_)
+
+    # ---- matching -------------------------------------------------------------------------------------------
+    def _queries(self, queries: RecordsLike | Sequence[str]) -> tuple[pd.DataFrame, list[Rejection]]:
+        if isinstance(queries, str):
+            queries = [queries]
+        if isinstance(queries, list | tuple) and queries and all(isinstance(q, str) for q in queries):
+            queries = [{"id": f"q{i + 1}", "title": q} for i, q in enumerate(queries)]
+        return from_any(queries, "<queries>")  # type: ignore[arg-type]
+
+    def match(self, queries: RecordsLike | Sequence[str], k: int = 10,
+              filters: filt.Filters | Iterable[str] | None = None, explain_matches: bool = True,
+              show_progress: bool = False) -> Matches:
+        """Best ``k`` indexed records for each query (records, dicts, or plain strings), best first.
+
+        ``filters`` (e.g. ``{"industry": ["39", "C27"], "region": "关中"}``) are applied inside the search, so each
+        query gets min(k, records passing the filter) results. Queries failing validation go to
+        ``Matches.rejected``.
+        """
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        recs, rejects = self._queries(queries)
+        keep = filt.mask(self.records_, filt.parse([filters] if isinstance(filters, str) else filters))
+        out = self._match_records(recs, k, keep, explain_matches, show_progress)
+        out.rejected = rejects  # type: ignore[attr-defined]
+        return out
+
+    def _match_records(self, recs: pd.DataFrame, k: int, mask: np.ndarray | None, explain_matches: bool,
+                       show_progress: bool) -> Matches:
+        n = len(recs)
+        idx = np.full((n, k), -1, np.int64)
+        scores = np.full((n, k), np.nan, np.float32)
+        expl: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        pool = max(self.config.candidates, k)
+        texts = text_of(recs)
+        bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
+        for start in range(0, n, QUERY_CHUNK):
+            chunk = slice(start, min(n, start + QUERY_CHUNK))
+            q_tokens = [self.tokenizer_.tokenize(t, normalized=True) for t in texts[chunk]]
+            q_vecs = self.encoder_.encode(texts[chunk], q_tokens)
+            d_idx, _ = self.dense_.search(q_vecs, pool, mask)
+            for j, toks in enumerate(q_tokens):
+                i = start + j
+                row = self._match_one(toks, q_vecs[j], d_idx[j], pool, k, mask)
+                m = len(row[0])
+                idx[i, :m], scores[i, :m] = row[0], row[1]
+                if explain_matches:
+                    q = recs.iloc[i]
+                    expl[i] = [explain(q, self.records_.iloc[d], toks, self.tokens_[d], self.sparse_.idf_, sig,
+                                       self.config.n_keywords) for d, sig in zip(row[0], row[2], strict=True)]
+            bar.update(chunk.stop - chunk.start)
+        bar.close()
+        ids = np.where(idx >= 0, self._ids[np.maximum(idx, 0)], None)
+        return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
+                       query_side=SIDES[1 - SIDES.index(self.side_)])
+
+    def _match_one(self, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int, k: int,
+                   mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        s_all = self.sparse_.scores(tokens)
+        s_masked = s_all if mask is None else np.where(mask, s_all, -np.inf)
+        s_top, s_val = top_k(s_masked, pool)
+        s_top = s_top[s_val > 0]
+        d_top = dense_top[dense_top >= 0]
+        cands = np.unique(np.concatenate([s_top, d_top]))
+        if len(cands) == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32), []
+        sparse = s_all[cands]
+        dense = self.dense_.score(qvec, cands)
+        fused = fuse(sparse, dense, self.config.dense_weight, self.config.fusion)
+        order = np.lexsort((cands, -fused))[:k]
+        s_rank = {int(d): r + 1 for r, d in enumerate(s_top)}
+        d_rank = {int(d): r + 1 for r, d in enumerate(d_top)}
+        signals = [{"bm25_score": round(float(sparse[o]), 4), "bm25_rank": s_rank.get(int(cands[o])),
+                    "dense_score": round(float(dense[o]), 4), "dense_rank": d_rank.get(int(cands[o]))}
+                   for o in order]
+        return cands[order], fused[order], signals
+
+    # ---- persistence ----------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the index as a directory with a JSON manifest; atomic (see :mod:`qcy_match.persistence`)."""
+        def write(tmp: Path) -> dict[str, Any]:
+            recs = self.records_.copy()
+            recs["_tokens"] = self.tokens_
+            for col in recs.columns:
+                if recs[col].dtype == object and col not in ("industry", "keywords", "_tokens"):
+                    recs[col] = recs[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+            recs.to_parquet(tmp / "records.parquet", index=False)
+            self.sparse_.save(tmp)
+            self.encoder_.save(tmp)
+            self.dense_.save(tmp)
+            return {"library_version": __version__, "side": self.side_, "config": self.config.to_dict(),
+                    "counts": {"records": len(recs), "vocabulary": len(self.sparse_.idf_), "dim": self.encoder_.dim},
+                    "encoder": {"name": self.encoder_.name, "params": self.encoder_.params()},
+                    "index": {"kind": self.dense_.kind_, "params": self.dense_.params()}}
+        return persistence.save_dir(path, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], verify: bool = True) -> MatchEngine:
+        """Open an index directory, refusing one that is incomplete, corrupted or of another format version."""
+        root = Path(path)
+        manifest = persistence.read_manifest(root, verify=verify)
+        try:
+            self = cls(EngineConfig.from_dict(manifest["config"]))
+            recs = pd.read_parquet(root / "records.parquet")
+            self.tokens_ = [list(t) for t in recs.pop("_tokens")]
+            for col in ("industry", "keywords"):
+                recs[col] = [list(v) for v in recs[col]]
+            self.records_ = recs
+            self._ids = recs["id"].astype(str).to_numpy(dtype=object)
+            self.side_ = manifest["side"]
+            self.rejected_ = []
+            self.tokenizer_ = self._tokenizer()
+            self.sparse_ = SparseIndex.load(root)
+            self.encoder_ = load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
+            self.dense_ = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
+        except (KeyError, ValueError, OSError) as exc:
+            raise persistence.IndexFormatError(f"{root}: index is incomplete or inconsistent ({exc})") from exc
+        counts = manifest.get("counts", {})
+        if not (len(self.records_) == counts.get("records") == len(self.dense_) == self.sparse_.n_docs_):
+            raise persistence.IndexFormatError(f"{root}: record counts disagree between files and manifest")
+        return self
+
+
+def match_records(achievements: RecordsLike, needs: RecordsLike, direction: str = "needs", k: int = 10,
+                  filters: filt.Filters | Iterable[str] | None = None, config: EngineConfig | None = None,
+                  show_progress: bool = False) -> tuple[Matches, MatchEngine]:
+    """Match both sides in one call. ``direction='needs'``: each need gets achievements; ``'achievements'``: the
+    reverse. Returns the matches and the engine built over the searched side."""
+    if direction not in SIDES:
+        raise ValueError(f"direction must be one of {SIDES}, not {direction!r}")
+    corpus, side = (achievements, "achievements") if direction == "needs" else (needs, "needs")
+    queries = needs if direction == "needs" else achievements
+    engine = MatchEngine(config).index(corpus, side=side, show_progress=show_progress)
+    return engine.match(queries, k=k, filters=filters, show_progress=show_progress), engine

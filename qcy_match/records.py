@@ -1,0 +1,175 @@
+"""The record shape shared by achievements and needs, column aliases, and row validation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import regions, taxonomy
+from .io import Rejection, read_table
+from .text import normalize
+
+logger = logging.getLogger(__name__)
+
+FIELDS = ("id", "title", "description", "industry", "region", "keywords", "maturity", "transfer_mode")
+DERIVED = ("region_city", "region_group")
+# Column names people write, Chinese exports included, mapped to the record fields (compared case-insensitively).
+ALIASES: dict[str, str] = {
+    "id": "id", "编号": "id", "序号": "id", "成果编号": "id", "需求编号": "id", "code": "id",
+    "title": "title", "name": "title", "名称": "title", "标题": "title", "成果名称": "title", "需求名称": "title",
+    "项目名称": "title",
+    "description": "description", "abstract": "description", "text": "description", "内容": "description",
+    "简介": "description", "成果简介": "description", "需求内容": "description", "需求描述": "description",
+    "摘要": "description", "描述": "description",
+    "industry": "industry", "industry_code": "industry", "行业代码": "industry", "行业": "industry",
+    "行业分类": "industry", "所属行业": "industry",
+    "region": "region", "地区": "region", "所在地": "region", "所在地区": "region", "区域": "region",
+    "keywords": "keywords", "keyword": "keywords", "关键词": "keywords", "关键字": "keywords",
+    "maturity": "maturity", "成熟度": "maturity", "技术成熟度": "maturity", "成果阶段": "maturity",
+    "transfer_mode": "transfer_mode", "合作方式": "transfer_mode", "转化方式": "transfer_mode",
+    "交易方式": "transfer_mode", "转让方式": "transfer_mode",
+}
+MATURITY = ("实验室", "小试", "中试", "产业化")
+TRANSFER_MODES = ("转让", "许可", "作价入股", "合作开发", "技术服务")
+_LIST_SPLIT = re.compile(r"[,，;；、|\s]+")
+
+
+def canonical_columns(columns: Iterable[str]) -> dict[str, str]:
+    """Map input column names to record fields; unknown columns keep their name (they become metadata)."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for col in columns:
+        key = ALIASES.get(str(col).strip().lower(), ALIASES.get(str(col).strip()))
+        if key and key not in taken:
+            out[col] = key
+            taken.add(key)
+    return out
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if v is not None and str(v).strip()]
+    if isinstance(value, float) and value != value:
+        return []
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+            if isinstance(parsed, list):
+                return [str(v).strip() for v in parsed if str(v).strip()]
+        except json.JSONDecodeError:
+            pass
+    return [p for p in _LIST_SPLIT.split(text) if p]
+
+
+def _as_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame, list[Rejection]]:
+    """Validate raw rows and return records in the canonical shape plus the rejected rows.
+
+    Output columns: the fields of :data:`FIELDS` (``industry`` and ``keywords`` as lists, ``industry`` as canonical
+    codes), ``region_city`` and ``region_group``, then every other input column as metadata.
+    """
+    df = raw.rename(columns=canonical_columns(raw.columns))
+    if "_row" not in df.columns:
+        df.insert(0, "_row", range(1, len(df) + 1))
+    rejects: list[Rejection] = []
+    seen: dict[str, int] = {}
+    keep: list[int] = []
+    ids: list[str] = []
+    titles: list[str] = []
+    descs: list[str] = []
+    codes: list[list[str]] = []
+    cols = df.columns
+    for i, row in enumerate(df.itertuples(index=False, name=None)):
+        rec = dict(zip(cols, row, strict=True))
+        rownum = int(rec["_row"])
+        rid = _as_text(rec.get("id"))
+        title = normalize(rec.get("title"))
+        desc = normalize(rec.get("description"))
+
+        def reject(field: str, reason: str, value: Any = "", rownum: int = rownum) -> None:
+            rejects.append(Rejection(source, rownum, field, reason, _as_text(value)[:80]))
+
+        if not rid:
+            reject("id", "missing id")
+            continue
+        if rid in seen:
+            reject("id", f"duplicate id (first used in row {seen[rid]})", rid)
+            continue
+        if not title:
+            reject("title", "missing title", rid)
+            continue
+        if not any(ch.isalnum() for ch in title + desc):
+            reject("title", "empty text: title and description hold no words", title)
+            continue
+        try:
+            row_codes = list(dict.fromkeys(taxonomy.normalize_code(c) for c in _as_list(rec.get("industry"))))
+        except taxonomy.UnknownCodeError as exc:
+            reject("industry", str(exc), rec.get("industry"))
+            continue
+        seen[rid] = rownum
+        keep.append(i)
+        ids.append(rid)
+        titles.append(title)
+        descs.append(desc)
+        codes.append(row_codes)
+    out = df.iloc[keep].reset_index(drop=True)
+    out["id"], out["title"], out["description"], out["industry"] = ids, titles, descs, codes
+    out["keywords"] = [[normalize(k) for k in _as_list(v)] for v in out.get("keywords", pd.Series([None] * len(out)))]
+    for field in ("region", "maturity", "transfer_mode"):
+        out[field] = [normalize(v) for v in out[field]] if field in out else ""
+    located = [regions.locate(r) for r in out["region"]]
+    out["region_city"] = [c for c, _ in located]
+    out["region_group"] = [g for _, g in located]
+    meta = [c for c in out.columns if c not in FIELDS and c not in DERIVED and c != "_row"]
+    out = out[["_row", *FIELDS, "region_city", "region_group", *meta]]
+    if rejects:
+        logger.warning("%s: %d of %d rows rejected", source, len(rejects), len(df))
+    return out, rejects
+
+
+def load_records(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Read a file of achievements or needs and validate it; see :func:`prepare`."""
+    raw, read_rejects = read_table(path)
+    records, rejects = prepare(raw, str(path))
+    return records, read_rejects + rejects
+
+
+def from_any(records: pd.DataFrame | Iterable[Mapping[str, Any]], source: str = "<records>"
+             ) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Accept a DataFrame or an iterable of dicts and return validated records plus rejections."""
+    df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+    if {"_row", *FIELDS, *DERIVED} <= set(df.columns):
+        # Already prepared: re-validating would re-normalise codes that are canonical already.
+        return df, []
+    return prepare(df, source)
+
+
+def text_of(records: pd.DataFrame) -> list[str]:
+    """The text used for matching: title, keywords and description."""
+    kws = records["keywords"] if "keywords" in records else [[]] * len(records)
+    return [f"{t} {' '.join(k)} {d}".strip() for t, k, d in zip(records["title"], kws, records["description"],
+                                                                  strict=True)]
+
+
+def rejections_frame(rejects: list[Rejection]) -> pd.DataFrame:
+    """Rejections as a table with columns file, row, field, reason, value."""
+    return pd.DataFrame([r.to_dict() for r in rejects], columns=["file", "row", "field", "reason", "value"])

@@ -1,0 +1,125 @@
+"""Chinese text: normalisation and tokenisation with jieba, a domain dictionary and protected technical codes."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Model numbers, standards, formulas and alloy grades: kept whole so 'BZ-YQ1722' or 'PM2.5' is one token.
+# A letter run followed by a space and digits ('YD 3361', 'GB 50010') is a standard or model number too.
+_PROTECTED = re.compile(
+    r"[A-Za-z]{1,6} \d{2,}(?:[-.]\d+)*"
+    r"|[A-Za-z0-9]+(?:[-/.·+][A-Za-z0-9]+)*"
+)
+_SPACES = re.compile(r"\s+")
+# Punctuation that carries no meaning for matching once full-width forms are folded to ASCII.
+_PUNCT_MAP = {"。": ".", "，": ",", "、": ",", "；": ";", "：": ":", "？": "?", "！": "!", "“": '"', "”": '"',
+              "‘": "'", "’": "'", "【": "[", "】": "]", "《": "<", "》": ">", "（": "(", "）": ")", "—": "-",
+              "～": "~", "·": "·"}
+_PUNCT_TABLE = str.maketrans(_PUNCT_MAP)
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Callable[[str], str] | None:
+    try:
+        from opencc import OpenCC  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return OpenCC("t2s").convert  # type: ignore[no-any-return]
+
+
+def normalize(text: object, traditional: bool = True) -> str:
+    """Fold full-width forms to half-width (NFKC), unify punctuation and spaces, and convert traditional to
+    simplified characters when OpenCC (the ``[opencc]`` extra) is installed."""
+    if text is None or (isinstance(text, float) and text != text):
+        return ""
+    s = unicodedata.normalize("NFKC", str(text)).translate(_PUNCT_TABLE)
+    s = _SPACES.sub(" ", s).strip()
+    if traditional:
+        conv = _t2s()
+        if conv is not None:
+            s = conv(s)
+    return s
+
+
+@lru_cache(maxsize=1)
+def default_stopwords() -> frozenset[str]:
+    """Return the shipped stopword list (function words and boilerplate of technology listings)."""
+    text = resources.files("qcy_match.data").joinpath("stopwords.txt").read_text("utf-8")
+    return frozenset(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
+
+
+def _is_meaningful(tok: str) -> bool:
+    if len(tok) == 1 and not ("\u4e00" <= tok <= "\u9fff"):
+        return False
+    return any(ch.isalnum() for ch in tok)
+
+
+class Tokenizer:
+    """jieba tokeniser with the GB/T 4754 domain dictionary, user dictionaries and stopwords.
+
+    Each instance owns its own ``jieba.Tokenizer`` so user words never leak into other users of jieba.
+    """
+
+    def __init__(self, user_dicts: Sequence[str] = (), user_words: Sequence[str] = (), domain_dict: bool = True,
+                 stopwords: Iterable[str] | None = None, hmm: bool = True) -> None:
+        self.user_dicts = list(user_dicts)
+        self.user_words = list(user_words)
+        self.domain_dict = domain_dict
+        self.hmm = hmm
+        self.stopwords = frozenset(stopwords) if stopwords is not None else default_stopwords()
+        self._jieba: object | None = None
+        self._lock = threading.Lock()
+
+    def _backend(self) -> object:
+        with self._lock:
+            if self._jieba is None:
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary build at DEBUG to stderr
+                tk = jieba.Tokenizer()
+                tk.initialize()
+                if self.domain_dict:
+                    with resources.as_file(resources.files("qcy_match.data").joinpath("domain_dict.txt")) as p:
+                        tk.load_userdict(str(p))
+                for path in self.user_dicts:
+                    if not Path(path).is_file():
+                        raise FileNotFoundError(f"user dictionary {path}: no such file")
+                    tk.load_userdict(str(path))
+                for word in self.user_words:
+                    tk.add_word(word)
+                self._jieba = tk
+            return self._jieba
+
+    def tokenize(self, text: str, normalized: bool = False) -> list[str]:
+        """Return the tokens of one text: lower-cased ASCII codes kept whole, Chinese cut by jieba, stopwords out."""
+        s = text if normalized else normalize(text)
+        tk = self._backend()
+        out: list[str] = []
+        pos = 0
+        for m in _PROTECTED.finditer(s):
+            if m.start() > pos:
+                out.extend(tk.lcut(s[pos:m.start()], HMM=self.hmm))  # type: ignore[attr-defined]
+            out.append(m.group(0).lower())
+            pos = m.end()
+        if pos < len(s):
+            out.extend(tk.lcut(s[pos:], HMM=self.hmm))  # type: ignore[attr-defined]
+        stop = self.stopwords
+        return [t for t in (w.strip() for w in out) if t and t not in stop and _is_meaningful(t)]
+
+    def tokenize_many(self, texts: Iterable[str]) -> list[list[str]]:
+        """Tokenise a batch of texts."""
+        return [self.tokenize(t) for t in texts]
+
+    def to_config(self) -> dict[str, object]:
+        """Return the parameters that rebuild this tokeniser."""
+        return {"user_dicts": self.user_dicts, "user_words": self.user_words, "domain_dict": self.domain_dict,
+                "hmm": self.hmm}
