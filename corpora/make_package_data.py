@@ -17,6 +17,8 @@ import yaml
 OUT = Path(__file__).resolve().parent.parent / "qcy_match" / "data"
 SPLIT = re.compile(r"[、，,；;：:（）()\s/]+|和|及|与|或")
 # Generic words that would turn every record into a match for every other.
+# High enough that a domain term beats the split jieba's general dictionary prefers (钛 + 合金材料).
+FREQ = 3000
 GENERIC = {"制造", "其他", "服务", "活动", "行业", "产品", "生产", "加工", "设备", "专用", "用品", "相关", "未列明"}
 
 
@@ -81,7 +83,7 @@ def build(shared: Path) -> None:
     for c in chains:
         for t in _terms(c["name"]):
             words.setdefault(t)
-    lines = [f"{w} 50 n" for w in words if len(w) >= 2]
+    lines = [f"{w} {FREQ} n" for w in words if len(w) >= 2]
     (OUT / "domain_dict.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"{len(nodes)} nodes, {len(chains)} chains, {len(lines)} dictionary words")
 

@@ -14,11 +14,14 @@ class EngineConfig:
     encoder_params: dict[str, Any] = field(default_factory=dict)
     index: str = "auto"
     index_params: dict[str, Any] = field(default_factory=dict)
+    # "title": the dense encoder reads titles only, so long and title-only records meet on equal terms (a sentence
+    # encoder otherwise favours short records); "full": title, keywords and description.
+    dense_text: str = "title"
     fusion: str = "minmax"
-    dense_weight: float = 0.3
+    dense_weight: float = 0.4
     candidates: int = 100
     bm25_k1: float = 1.2
-    bm25_b: float = 0.75
+    bm25_b: float = 0.6
     user_dicts: list[str] = field(default_factory=list)
     user_words: list[str] = field(default_factory=list)
     domain_dict: bool = True

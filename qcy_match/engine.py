@@ -64,13 +64,24 @@ class MatchEngine:
         self.tokens_ = [self.tokenizer_.tokenize(t, normalized=True)
                         for t in tqdm(texts, desc="tokenise", disable=not show_progress, unit="rec")]
         self.sparse_ = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(self.tokens_)
-        self.encoder_: Encoder = make_encoder(self.config.encoder, self.config.encoder_params).fit(texts, self.tokens_)
-        vectors = self._encode(texts, self.tokens_, show_progress, "encode")
+        d_texts, d_tokens = self._dense_input(recs, texts, self.tokens_)
+        self.encoder_: Encoder = make_encoder(self.config.encoder, self.config.encoder_params).fit(d_texts, d_tokens)
+        vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
         self.dense_ = DenseIndex(self.config.index, **self.config.index_params).fit(vectors)
         self.records_ = recs.drop(columns=[c for c in ("_row",) if c in recs.columns]).reset_index(drop=True)
         self._ids = self.records_["id"].astype(str).to_numpy(dtype=object)
         logger.info("indexed %d %s (%d rejected), dense index %s", len(recs), side, len(rejects), self.dense_.kind_)
         return self
+
+    def _dense_input(self, recs: pd.DataFrame, texts: list[str], tokens: list[list[str]]
+                     ) -> tuple[list[str], list[list[str]]]:
+        """Texts and tokens the dense encoder reads (see ``EngineConfig.dense_text``)."""
+        if self.config.dense_text == "title":
+            titles = recs["title"].astype(str).tolist()
+            return titles, [self.tokenizer_.tokenize(t, normalized=True) for t in titles]
+        if self.config.dense_text != "full":
+            raise ValueError(f"dense_text must be 'title' or 'full', not {self.config.dense_text!r}")
+        return texts, tokens
 
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         step = 256
@@ -117,8 +128,10 @@ class MatchEngine:
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
-            q_tokens = [self.tokenizer_.tokenize(t, normalized=True) for t in texts[chunk]]
-            q_vecs = self.encoder_.encode(texts[chunk], q_tokens)
+            # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
+            # so it neither loses precision nor needs the parts to meet documents that hold them.
+            q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
+            q_vecs = self.encoder_.encode(*self._dense_input(recs.iloc[chunk], texts[chunk], q_tokens))
             d_idx, _ = self.dense_.search(q_vecs, pool, mask)
             for j, toks in enumerate(q_tokens):
                 i = start + j

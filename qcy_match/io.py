@@ -94,7 +94,10 @@ def iter_table(path: str | os.PathLike[str], chunk_rows: int | None = 50_000
             df = pd.read_excel(path, dtype=str, keep_default_na=False)
         except Exception as exc:  # openpyxl raises many types for damaged workbooks
             raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from exc
-        yield _with_rows(df), []
+        df = _with_rows(df)
+        # Blank rows inside a sheet are layout, not data, as blank lines are in CSV and JSONL.
+        blank = df.drop(columns="_row").apply(lambda r: not any(str(v).strip() for v in r), axis=1)
+        yield df[~blank.astype(bool)].reset_index(drop=True), []
     else:
         try:
             df = pd.read_parquet(path)
@@ -164,7 +167,7 @@ def _iter_delimited(path: Path, fmt: str) -> Iterator[Row]:
                                           f"{len(values)} fields but the header has {len(header)}", _cut(values))
             continue
         values = values + [""] * (len(header) - len(values))
-        yield rownum, _check_decoded(dict(zip(header, values, strict=True)), rownum)
+        yield (rownum, *_check_decoded(dict(zip(header, values, strict=True)), rownum))
 
 
 def _iter_jsonl(path: Path) -> Iterator[Row]:
@@ -219,7 +222,8 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], append: bool = F
     fmt = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt in ("csv", "tsv", "xlsx"):
-        df = df.apply(lambda col: col.map(escape_formula) if col.dtype == object else col)
+        df = df.apply(lambda col: col.map(escape_formula)
+                      if col.dtype == object or pd.api.types.is_string_dtype(col) else col)
     if fmt in ("csv", "tsv"):
         df.to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",", mode="a" if append else "w",
                   header=not (append and path.exists() and path.stat().st_size > 0),

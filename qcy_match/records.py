@@ -59,9 +59,11 @@ def _as_list(value: Any) -> list[str]:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, list | tuple):
-        return [str(v).strip() for v in value if v is not None and str(v).strip()]
+        return [_as_text(v) for v in value if v is not None and _as_text(v)]
     if isinstance(value, float) and value != value:
         return []
+    if isinstance(value, float | int):
+        return [_as_text(value)]
     text = str(value).strip()
     if text.startswith("["):
         try:

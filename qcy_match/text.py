@@ -28,12 +28,15 @@ _PUNCT_TABLE = str.maketrans(_PUNCT_MAP)
 
 
 @lru_cache(maxsize=1)
-def _t2s() -> Callable[[str], str] | None:
+def _t2s() -> tuple[Callable[[str], str], frozenset[str]] | None:
+    """OpenCC's converter and the characters it changes (most texts have none, and conversion is slow)."""
     try:
         from opencc import OpenCC  # type: ignore[import-not-found]
     except ImportError:
         return None
-    return OpenCC("t2s").convert  # type: ignore[no-any-return]
+    convert = OpenCC("t2s").convert
+    changed = frozenset(ch for ch in map(chr, range(0x3400, 0xA000)) if convert(ch) != ch)
+    return convert, changed
 
 
 def normalize(text: object, traditional: bool = True) -> str:
@@ -45,8 +48,8 @@ def normalize(text: object, traditional: bool = True) -> str:
     s = _SPACES.sub(" ", s).strip()
     if traditional:
         conv = _t2s()
-        if conv is not None:
-            s = conv(s)
+        if conv is not None and not conv[1].isdisjoint(s):
+            s = conv[0](s)
     return s
 
 
@@ -70,11 +73,14 @@ class Tokenizer:
     """
 
     def __init__(self, user_dicts: Sequence[str] = (), user_words: Sequence[str] = (), domain_dict: bool = True,
-                 stopwords: Iterable[str] | None = None, hmm: bool = True) -> None:
+                 stopwords: Iterable[str] | None = None, hmm: bool = True, search_mode: bool = True) -> None:
         self.user_dicts = list(user_dicts)
         self.user_words = list(user_words)
         self.domain_dict = domain_dict
         self.hmm = hmm
+        # Search mode also emits the dictionary words inside long ones (集成电路封装 → 集成电路, 封装, …), so a
+        # query for the short term still meets documents that use the compound.
+        self.search_mode = search_mode
         self.stopwords = frozenset(stopwords) if stopwords is not None else default_stopwords()
         self._jieba: object | None = None
         self._lock = threading.Lock()
@@ -99,19 +105,24 @@ class Tokenizer:
                 self._jieba = tk
             return self._jieba
 
-    def tokenize(self, text: str, normalized: bool = False) -> list[str]:
-        """Return the tokens of one text: lower-cased ASCII codes kept whole, Chinese cut by jieba, stopwords out."""
+    def tokenize(self, text: str, normalized: bool = False, search_mode: bool | None = None) -> list[str]:
+        """Return the tokens of one text: lower-cased ASCII codes kept whole, Chinese cut by jieba, stopwords out.
+
+        ``search_mode`` overrides the instance setting (the engine indexes in search mode and queries without).
+        """
         s = text if normalized else normalize(text)
         tk = self._backend()
+        fine = self.search_mode if search_mode is None else search_mode
+        cut = tk.lcut_for_search if fine else tk.lcut  # type: ignore[attr-defined]
         out: list[str] = []
         pos = 0
         for m in _PROTECTED.finditer(s):
             if m.start() > pos:
-                out.extend(tk.lcut(s[pos:m.start()], HMM=self.hmm))  # type: ignore[attr-defined]
+                out.extend(cut(s[pos:m.start()], HMM=self.hmm))
             out.append(m.group(0).lower())
             pos = m.end()
         if pos < len(s):
-            out.extend(tk.lcut(s[pos:], HMM=self.hmm))  # type: ignore[attr-defined]
+            out.extend(cut(s[pos:], HMM=self.hmm))
         stop = self.stopwords
         return [t for t in (w.strip() for w in out) if t and t not in stop and _is_meaningful(t)]
 
@@ -122,4 +133,4 @@ class Tokenizer:
     def to_config(self) -> dict[str, object]:
         """Return the parameters that rebuild this tokeniser."""
         return {"user_dicts": self.user_dicts, "user_words": self.user_words, "domain_dict": self.domain_dict,
-                "hmm": self.hmm}
+                "hmm": self.hmm, "search_mode": self.search_mode}

@@ -14,9 +14,11 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=scores.dtype)
     s = np.where(valid, scores, -np.inf) if n_valid < len(scores) else scores
     if k < len(s):
-        part = np.argpartition(-s, k - 1)[:k]
+        # Take every score tied with the k-th so the lower index wins ties, as documented.
+        kth = np.partition(-s, k - 1)[k - 1]
+        part = np.flatnonzero(-s <= kth)
     else:
         part = np.arange(len(s))
-    order = np.lexsort((part, -s[part]))
+    order = np.lexsort((part, -s[part]))[:k]
     idx = part[order].astype(np.int64)
     return idx, s[idx]

