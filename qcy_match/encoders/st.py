@@ -27,7 +27,9 @@ class STEncoder:
     @property
     def dim(self) -> int:
         """Vector width reported by the model."""
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
 
     def _load(self) -> Any:
         with self._lock:
