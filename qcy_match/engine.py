@@ -219,7 +219,8 @@ def match_records(achievements: RecordsLike, needs: RecordsLike, direction: str 
                   filters: filt.Filters | Iterable[str] | None = None, config: EngineConfig | None = None,
                   show_progress: bool = False) -> tuple[Matches, MatchEngine]:
     """Match both sides in one call. ``direction='needs'``: each need gets achievements; ``'achievements'``: the
-    reverse. Returns the matches and the engine built over the searched side."""
+    reverse. Returns the matches and the engine built over the searched side.
+    """
     if direction not in SIDES:
         raise ValueError(f"direction must be one of {SIDES}, not {direction!r}")
     corpus, side = (achievements, "achievements") if direction == "needs" else (needs, "needs")

@@ -41,7 +41,8 @@ def _t2s() -> tuple[Callable[[str], str], frozenset[str]] | None:
 
 def normalize(text: object, traditional: bool = True) -> str:
     """Fold full-width forms to half-width (NFKC), unify punctuation and spaces, and convert traditional to
-    simplified characters when OpenCC (the ``[opencc]`` extra) is installed."""
+    simplified characters when OpenCC (the ``[opencc]`` extra) is installed.
+    """
     if text is None or (isinstance(text, float) and text != text):
         return ""
     s = unicodedata.normalize("NFKC", str(text)).translate(_PUNCT_TABLE)
