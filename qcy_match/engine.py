@@ -139,12 +139,13 @@ class MatchEngine:
                 m = len(row[0])
                 idx[i, :m], scores[i, :m] = row[0], row[1]
                 if explain_matches:
-                    q = recs.iloc[i]
-                    expl[i] = [explain(q, self.records_.iloc[d], toks, self.tokens_[d], self.sparse_.idf_, sig,
+                    q = {str(c): v for c, v in recs.iloc[i].items()}
+                    expl[i] = [explain(q, self.records_.iloc[d].to_dict(), toks, self.tokens_[d], self.sparse_.idf_,
+                                       sig,
                                        self.config.n_keywords) for d, sig in zip(row[0], row[2], strict=True)]
             bar.update(chunk.stop - chunk.start)
         bar.close()
-        ids = np.where(idx >= 0, self._ids[np.maximum(idx, 0)], None)
+        ids = np.where(idx >= 0, self._ids[np.maximum(idx, 0)], np.array(None, dtype=object))
         return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
                        query_side=SIDES[1 - SIDES.index(self.side_)])
 

@@ -32,12 +32,12 @@ def parse(spec: Filters | Iterable[str] | None) -> dict[str, list[str]]:
         for s in spec:
             if "=" not in s:
                 raise FilterError(f"filter {s!r} must look like key=value[,value…], e.g. industry=39,C27")
-            key, _, value = s.partition("=")
-            items.append((key, value))
+            name, _, text = s.partition("=")
+            items.append((name, text))
     out: dict[str, list[str]] = {}
-    for key, value in items:
-        key = key.strip()
-        values = [value] if isinstance(value, str) else list(value)
+    for raw_key, value in items:
+        key = str(raw_key).strip()
+        values: list[str] = [value] if isinstance(value, str) else list(value)
         parts = [p.strip() for v in values for p in str(v).replace("，", ",").split(",") if p.strip()]
         if not parts:
             raise FilterError(f"filter {key!r} has no value")

@@ -18,6 +18,13 @@ logger = logging.getLogger(__name__)
 KINDS = ("auto", "numpy", "flat", "hnsw", "ivf")
 
 
+def _faiss() -> Any:
+    """The faiss module, untyped: its SWIG stubs miss most of the API used here."""
+    import faiss
+
+    return faiss
+
+
 class DenseIndex:
     """Inner-product search over unit vectors."""
 
@@ -52,7 +59,7 @@ class DenseIndex:
         return self
 
     def _build(self, kind: str) -> Any:
-        import faiss
+        faiss = _faiss()
 
         d = self.vectors_.shape[1]
         if kind == "flat":
@@ -85,7 +92,7 @@ class DenseIndex:
             return np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
         if self.faiss_ is None or (mask is not None and kept <= self.exact_below):
             return self._exact(q, k, mask)
-        import faiss
+        faiss = _faiss()
 
         params = None
         if mask is not None:
@@ -134,7 +141,7 @@ class DenseIndex:
         np.save(path / "vectors.npy", self.vectors_, allow_pickle=False)
         files = ["vectors.npy"]
         if self.kind_ in ("hnsw", "ivf"):
-            import faiss
+            faiss = _faiss()
 
             faiss.write_index(self.faiss_, str(path / "faiss.index"))
             files.append("faiss.index")
@@ -147,7 +154,7 @@ class DenseIndex:
         self.vectors_ = np.load(path / "vectors.npy", allow_pickle=False)
         self.kind_ = kind_
         if kind_ in ("hnsw", "ivf"):
-            import faiss
+            faiss = _faiss()
 
             self.faiss_ = faiss.read_index(str(path / "faiss.index"))
             if kind_ == "hnsw":

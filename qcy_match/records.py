@@ -167,7 +167,7 @@ def from_any(records: pd.DataFrame | Iterable[Mapping[str, Any]], source: str = 
 
 def text_of(records: pd.DataFrame) -> list[str]:
     """The text used for matching: title, keywords and description."""
-    kws = records["keywords"] if "keywords" in records else [[]] * len(records)
+    kws: Any = records["keywords"] if "keywords" in records else [[]] * len(records)
     return [f"{t} {' '.join(k)} {d}".strip() for t, k, d in zip(records["title"], kws, records["description"],
                                                                   strict=True)]
 

@@ -31,7 +31,7 @@ _PUNCT_TABLE = str.maketrans(_PUNCT_MAP)
 def _t2s() -> tuple[Callable[[str], str], frozenset[str]] | None:
     """OpenCC's converter and the characters it changes (most texts have none, and conversion is slow)."""
     try:
-        from opencc import OpenCC  # type: ignore[import-not-found]
+        from opencc import OpenCC
     except ImportError:
         return None
     convert = OpenCC("t2s").convert

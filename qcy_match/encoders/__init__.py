@@ -17,14 +17,14 @@ def make_encoder(name: str, params: dict[str, Any] | None = None) -> Encoder:
     """Create an unfitted encoder by name."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
-    return ENCODERS[name](**(params or {}))  # type: ignore[no-any-return]
+    return ENCODERS[name](**(params or {}))
 
 
 def load_encoder(name: str, path: Path, params: dict[str, Any]) -> Encoder:
     """Load a fitted encoder written by its ``save``."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r} in index manifest")
-    return ENCODERS[name].load(path, params)  # type: ignore[no-any-return]
+    return ENCODERS[name].load(path, params)
 
 
 __all__ = ["ENCODERS", "Encoder", "LSAEncoder", "MissingExtraError", "STEncoder", "USEEncoder", "load_encoder",
