@@ -170,7 +170,8 @@ def cmd_match(args: argparse.Namespace) -> None:
         corpus, queries = (achievements, needs) if corpus_side == "achievements" else (needs, achievements)
         engine = MatchEngine(_config(args)).index(corpus, side=corpus_side, show_progress=show)
     report = _finish_rejects(args, rejects, args.out)
-    chunk = 2000 if fmt in ("csv", "tsv", "jsonl", "json") else len(queries)
+    streamed = fmt in ("csv", "tsv", "jsonl", "json")  # appendable formats are written chunk by chunk
+    chunk = 2000 if streamed else max(1, len(queries))
     if args.out.exists():
         args.out.unlink()
     rows = 0
@@ -182,7 +183,7 @@ def cmd_match(args: argparse.Namespace) -> None:
         rows += len(frame)
         if len(frame) == 0:
             continue
-        if chunk < len(queries) or fmt in ("csv", "tsv", "jsonl", "json"):
+        if streamed:
             write_table(frame, args.out, append=start > 0)
         else:
             frames.append(frame)

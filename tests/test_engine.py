@@ -465,18 +465,18 @@ def test_load_refuses_manifest_without_files(saved):
         MatchEngine.load(saved)
 
 
+def _manifest(path) -> dict:
+    return json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+
+
 def test_load_refuses_inconsistent_counts(saved):
-    m = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
-    m["counts"]["records"] = 23
-    (saved / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    _edit_manifest(saved, counts={**_manifest(saved)["counts"], "records": 23})
     with pytest.raises(IndexFormatError, match="counts disagree"):
         MatchEngine.load(saved)
 
 
 def test_load_refuses_unknown_config_keys(saved):
-    m = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
-    m["config"]["bogus_option"] = 1
-    (saved / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    _edit_manifest(saved, config={**_manifest(saved)["config"], "bogus_option": 1})
     with pytest.raises(IndexFormatError, match="bogus_option"):
         MatchEngine.load(saved)
 
