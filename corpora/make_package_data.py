@@ -20,7 +20,8 @@ SPLIT = re.compile(r"[、，,；;：:（）()\s/]+|和|及|与|或")
 # High enough that a domain term beats the split jieba's general dictionary prefers (钛 + 合金材料).
 FREQ = 3000
 GENERIC = {"制造", "其他", "服务", "活动", "行业", "产品", "生产", "加工", "设备", "专用", "用品", "相关", "未列明",
-           "模块", "系统", "系列", "零件", "部件", "配件", "材料", "其附件", "附件", "装置", "器具", "用具", "制品", "原料"}
+           "模块", "系统", "系列", "零件", "部件", "配件", "材料", "其附件", "附件", "装置", "器具", "用具", "制品",
+           "原料"}
 # The standard's tree says 航空、航天器及设备制造 (374) as one 中类; the 航空 chain is the aviation 小类 only.
 CHAIN_FIXES = {"aviation": ["3741", "3744", "3749"]}
 N_INCLUDES, N_EXCLUDES = 80, 30

@@ -67,7 +67,7 @@ def strategic_sectors() -> list[str]:
 
 
 def tag_codes(value: str) -> tuple[str, ...]:
-    """小类 codes carrying a tag: ``strategic``, a 战略性新兴产业 sector name, ``digital``, ``highTech_mfg`` …"""
+    """小类 codes carrying a tag: ``strategic``, a 战略性新兴产业 sector name, ``digital``, ``highTech_mfg`` etc."""
     v = str(value).strip()
     nodes = taxonomy.industries().values()
     if v in strategic_sectors():

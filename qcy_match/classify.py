@@ -62,7 +62,8 @@ class Predictions:
 
 def segments(records: pd.DataFrame | Sequence[str]) -> list[Segments]:
     """Split records into field groups: [title], [keywords], [sentences of the description]; plain strings into
-    their sentences."""
+    their sentences.
+    """
     if not isinstance(records, pd.DataFrame):
         return [[_sentences(normalize(t)) or [normalize(t)]] for t in records]
     out = []

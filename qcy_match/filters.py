@@ -2,7 +2,8 @@
 
 Values within one filter are OR-ed; different filters are AND-ed. Industry values are GB/T 4754 codes at any
 level and match every code under them; ``chain`` values (Shaanxi's key chains, e.g. 集成电路) and ``tag`` values
-(``strategic``, a 战略性新兴产业 sector, ``digital`` …) expand to the codes they cover; region values are a group (关中/陕北/陕南), a city or a district name.
+(``strategic``, a 战略性新兴产业 sector, ``digital`` …) expand to the codes they cover;
+region values are a group (关中/陕北/陕南), a city or a district name.
 """
 
 from __future__ import annotations

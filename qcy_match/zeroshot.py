@@ -1,14 +1,15 @@
 """Zero-shot industry classification: no labelled records, only the GB/T 4754-2017 names and product notes.
 
 Each 小类 becomes a document (its name, its parents' names and its '包括' product terms); a record is scored against
-every document by TF-IDF cosine over domain-dictionary words and character 2-grams. Scores at 大类/中类/门类 are the best
-of their 小类; chain scores are the best 小类 a chain covers, against '其他' (the best outside every chain).
+every document by TF-IDF cosine over domain-dictionary words and character 2-grams. Scores at 大类/中类/门类 are
+the best of their 小类; chain scores are the best 小类 a chain covers, against '其他' (the best outside every chain).
 Confidences come from a temperature fitted on product terms held out of the taxonomy itself (no user data).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,8 @@ class ZeroShotClassifier:
         else:
             self.temperature_ = 0.05
         self._vec = self._fit([self._doc(n, list(n.includes)) for n in leaves])
-        self._names = np.asarray(self._vec[0].get_feature_names_out(), dtype=object)  # type: ignore[attr-defined]
+        fitted: Any = self._vec[0]
+        self._names: np.ndarray = np.array(list(fitted.get_feature_names_out()), dtype=object)
 
     def _doc(self, node: taxonomy.Industry, includes: list[str]) -> str:
         names = [p.name for p in taxonomy.path(node.code)[1:]]
