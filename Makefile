@@ -37,6 +37,7 @@ lint: $(CORE)
 
 bench: $(CORE)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/csl_quality.py
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/classify_quality.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

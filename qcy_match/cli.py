@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="index directory to write")
     _add_engine_options(p)
     _add_input_options(p)
+    _add_classify_missing_options(p)
 
     p = sub.add_parser("match", help="match needs to achievements (or the reverse) and write a table")
     src = p.add_mutually_exclusive_group(required=True)
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10, help="matches per query (default 10)")
     p.add_argument("--out", type=Path, required=True, help="output table; format by extension: .csv .jsonl .xlsx")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=V1,V2",
-                   help="industry=39,C27 | region=关中 | maturity=中试 | transfer_mode=许可 (repeatable; AND)")
+                   help="industry=39,C27 | chain=集成电路 | tag=strategic | region=关中 | maturity=中试 | "
+                   "transfer_mode=许可 (repeatable; AND across filters, OR within one)")
     p.add_argument("--direction", choices=["needs", "achievements"], default="needs",
                    help="needs: each need gets achievements (default); achievements: each achievement gets needs")
     _add_engine_options(p)
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", type=int, default=6, help="needs to print")
     _add_engine_options(p)
     _add_input_options(p)
+    _add_classify_parser(sub)
     return ap
 
 
@@ -132,6 +135,8 @@ def cmd_index(args: argparse.Namespace) -> None:
     side = "achievements" if args.achievements else "needs"
     t0 = time.time()
     records = _load(path, rejects)
+    if args.classify_missing:
+        records = _classify_missing(args, records)
     report = _finish_rejects(args, rejects, args.out.with_name(args.out.name + ".index"))
     engine = MatchEngine(_config(args)).index(records, side=side, show_progress=_progress(args))
     engine.save(args.out)
@@ -215,6 +220,132 @@ def cmd_demo(args: argparse.Namespace) -> None:
              rejects_path=_rejects_path(args, args.out), strict=args.strict)
 
 
+# ---- classification (issue 4) -------------------------------------------------------------------------------
+def _add_classify_missing_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("industry classification of records without a code")
+    g.add_argument("--classify-missing", action="store_true",
+                   help="infer GB/T 4754 codes for records without one (column industry_source: given/inferred)")
+    g.add_argument("--classify-threshold", type=float, default=0.5, help="minimum confidence to tag (default 0.5)")
+    g.add_argument("--classifier", type=Path, help="model directory from 'qcy-match classify --save-model' trained "
+                   "on industry codes (default: zero-shot)")
+    g.add_argument("--classify-level", default="大类", help="zero-shot level: 门类/大类/中类/小类 (default 大类)")
+
+
+def _add_classify_parser(sub: Any) -> None:
+    p = sub.add_parser("classify", help="classify records: industry codes (zero-shot) or your labels (supervised)")
+    p.add_argument("--in", dest="input", type=Path, required=True, help="records to classify (any supported format)")
+    p.add_argument("--out", type=Path, required=True, help="output table: id, label, confidence, evidence, top-k")
+    p.add_argument("--train", type=Path, help="labelled records to train a supervised model on")
+    p.add_argument("--label-column", default="industry", help="label column of --train (default industry)")
+    p.add_argument("--model", type=Path, help="saved supervised model directory to use instead of training")
+    p.add_argument("--save-model", type=Path, help="write the trained model to this directory")
+    p.add_argument("--level", default="大类", help="zero-shot: 门类/大类/中类/小类 or chain (default 大类)")
+    p.add_argument("--top-k", type=int, default=3, help="labels per record (default 3)")
+    p.add_argument("--no-domain-dict", action="store_true", help="tokenise without the GB/T domain dictionary")
+    _add_input_options(p)
+
+
+def _with_ids(path: Path, rejects: list[Any]) -> Any:
+    """Records of a file; rows get their row number as id when the file has no id column (e.g. a CSL TSV)."""
+    from .io import read_table
+    from .records import canonical_columns, prepare
+
+    raw, rej = read_table(path)
+    rejects.extend(rej)
+    if "id" not in canonical_columns(raw.columns).values():
+        raw.insert(0, "id", [str(r) for r in (raw["_row"] if "_row" in raw else range(1, len(raw) + 1))])
+    records, rej = prepare(raw, str(path))
+    rejects.extend(rej)
+    if len(records) == 0:
+        raise CliError(f"{path}: no usable rows ({len(rejects)} rejected; see the rejected-rows report)")
+    return records
+
+
+def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
+    from .classify import TextClassifier
+    from .io import Rejection
+    from .records import text_of
+
+    records = _with_ids(args.train, rejects)
+    col = args.label_column
+    if col not in records.columns:
+        raise CliError(f"{args.train}: no label column {col!r} (columns: {', '.join(map(str, records.columns))})")
+    labels = [";".join(v) if isinstance(v, list) else ("" if v is None or v != v else str(v).strip())
+              for v in records[col]]
+    ok = [bool(v) for v in labels]
+    rejects.extend(Rejection(str(args.train), int(r), col, "missing label", str(i))
+                   for r, i, good in zip(records["_row"], records["id"], ok, strict=True) if not good)
+    records = records[ok].reset_index(drop=True)
+    labels = [v for v in labels if v]
+    t0 = time.time()
+    model = TextClassifier(domain_dict=not args.no_domain_dict).fit(text_of(records), labels)
+    print(f"trained on {len(labels)} rows of {args.train} ({len(model.classes_)} labels, held-out accuracy "
+          f"{model.cv_accuracy_:.3f}, {time.time() - t0:.1f} s)" if hasattr(model, "cv_accuracy_") else
+          f"trained on {len(labels)} rows of {args.train}", file=sys.stderr)
+    return model
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    """Classify records: supervised (--train or --model) or zero-shot against GB/T 4754-2017 / the chains."""
+    from .classify import TextClassifier
+    from .io import write_table
+
+    if args.top_k < 1:
+        raise CliError("--top-k must be at least 1")
+    if args.train and args.model:
+        raise CliError("give --train or --model, not both")
+    rejects: list[Any] = []
+    t0 = time.time()
+    if args.train:
+        model: Any = _train(args, rejects)
+        if args.save_model:
+            model.save(args.save_model)
+    elif args.model:
+        model = TextClassifier.load(args.model)
+    else:
+        from .zeroshot import ZeroShotClassifier
+
+        try:
+            model = ZeroShotClassifier(args.level, domain_dict=not args.no_domain_dict)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+    records = _with_ids(args.input, rejects)
+    frame = model.predict(records, k=args.top_k).to_frame()
+    report = _finish_rejects(args, rejects, args.out)
+    write_table(frame, args.out)
+    msg = f"classified {len(frame)} records of {args.input} → {args.out} ({time.time() - t0:.1f} s); {report}"
+    if args.label_column in records.columns and args.label_column != "industry":
+        truth = records[args.label_column].astype(str).to_numpy()
+        msg += f"; accuracy against its {args.label_column!r} column: {(frame['label'].to_numpy() == truth).mean():.3f}"
+    print(msg, file=sys.stderr)
+
+
+def _classify_missing(args: argparse.Namespace, records: Any) -> Any:
+    from .classify import TextClassifier, fill_missing_industry
+
+    if not 0 <= args.classify_threshold <= 1:
+        raise CliError("--classify-threshold must be between 0 and 1")
+    if args.classifier:
+        model: Any = TextClassifier.load(args.classifier)
+    else:
+        from .zeroshot import ZeroShotClassifier
+
+        try:
+            model = ZeroShotClassifier(args.classify_level)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        if model.level == 0:
+            raise CliError("--classify-level chain gives chains, not industry codes; use 门类/大类/中类/小类")
+    try:
+        out = fill_missing_industry(records, model, args.classify_threshold)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    n = int((out["industry_source"] == "inferred").sum())
+    print(f"--classify-missing: {n} of {int((out['industry_source'] != 'given').sum())} records without a code "
+          f"were tagged (confidence ≥ {args.classify_threshold})", file=sys.stderr)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qcy-match`` console script."""
     args = build_parser().parse_args(argv)
@@ -226,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     from .persistence import IndexFormatError
 
     try:
-        {"index": cmd_index, "match": cmd_match, "demo": cmd_demo}[args.command](args)
+        {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify}[args.command](args)
     except (CliError, FilterError, InputError, IndexFormatError, MissingExtraError, FileNotFoundError) as exc:
         print(f"qcy-match: error: {exc}", file=sys.stderr)
         return EXIT_DATA if isinstance(exc, InputError | IndexFormatError) else EXIT_USAGE

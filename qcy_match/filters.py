@@ -1,7 +1,9 @@
 """Filters: parse ``key=value,value`` specs and turn them into a boolean mask over the indexed records.
 
 Values within one filter are OR-ed; different filters are AND-ed. Industry values are GB/T 4754 codes at any
-level and match every code under them; region values are a group (关中/陕北/陕南), a city or a district name.
+level and match every code under them; ``chain`` values (Shaanxi's key chains, e.g. 集成电路) and ``tag`` values
+(``strategic``, a 战略性新兴产业 sector, ``digital`` …) expand to the codes they cover;
+region values are a group (关中/陕北/陕南), a city or a district name.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import regions, taxonomy
+from . import chains, regions, taxonomy
 
-KEYS = ("industry", "region", "maturity", "transfer_mode")
+KEYS = ("industry", "chain", "tag", "region", "maturity", "transfer_mode")
 Filters = Mapping[str, str | Sequence[str]]
 
 
@@ -46,6 +48,11 @@ def parse(spec: Filters | Iterable[str] | None) -> dict[str, list[str]]:
                 parts = [taxonomy.normalize_code(p) for p in parts]
             except taxonomy.UnknownCodeError as exc:
                 raise FilterError(f"filter industry: {exc}") from exc
+        elif key in ("chain", "tag"):
+            try:
+                chains.expand(key, parts)  # fail on unknown names now, not at search time
+            except chains.UnknownChainError as exc:
+                raise FilterError(f"filter {key}: {exc}") from exc
         out.setdefault(key, []).extend(parts)
     return out
 
@@ -56,8 +63,10 @@ def mask(records: pd.DataFrame, filters: Mapping[str, list[str]]) -> np.ndarray 
         return None
     keep = np.ones(len(records), dtype=bool)
     for key, values in filters.items():
-        if key == "industry":
-            prefixes = tuple(values)
+        if key in ("industry", "chain", "tag"):
+            # A record passes only through a code at or below a covered code: one coded just 'C39' is not let
+            # through by a filter on C3973, since it may be any other electronics industry.
+            prefixes = tuple(values) if key == "industry" else chains.expand(key, values)
             m = [any(c.startswith(prefixes) for c in codes) for codes in records["industry"]]
         elif key == "region":
             m = [any(regions.region_matches(v, c, g, r) for v in values)

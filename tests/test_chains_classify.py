@@ -1,0 +1,226 @@
+"""Taxonomy look-ups, chain and tag filters, and industry classification (supervised and zero-shot)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qcy_match import chains, filters, taxonomy
+from qcy_match.classify import TextClassifier, expected_calibration_error, fill_missing_industry
+from qcy_match.cli import main
+from qcy_match.persistence import IndexFormatError
+from qcy_match.zeroshot import ZeroShotClassifier
+
+SHARED = Path(os.environ.get("QCY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CSL = SHARED / "csl"
+
+
+# ---- taxonomy ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value,code", [
+    ("C3973", "C3973"), ("3973", "C3973"), ("c3973", "C3973"), ("C 3973", "C3973"), ("C-3973", "C3973"),
+    ("3973 集成电路制造", "C3973"), ("３９７３", "C3973"), ("39", "C39"), ("C39", "C39"), ("C", "C"),
+    ("计算机、通信和其他电子设备制造业", "C39"), ("集成电路制造", "C3973"), ("6520", "I6520"), ("I652", "I652"),
+])
+def test_normalize_code_accepts_how_people_write_codes(value, code):
+    assert taxonomy.normalize_code(value) == code
+
+
+@pytest.mark.parametrize("value,hint", [
+    ("C3999", "C3990"),           # typo in the last digit: siblings under the known prefix
+    ("锂电池", "C3841"),          # a product name: the code whose name or products are nearest
+    ("3973 显示器件制造", "C3974"),  # code and name disagree
+    ("D3973", "C3973"),           # wrong 门类 letter
+])
+def test_unknown_codes_name_the_nearest(value, hint):
+    with pytest.raises(taxonomy.UnknownCodeError) as err:
+        taxonomy.normalize_code(value)
+    assert value in str(err.value) and hint in str(err.value)
+
+
+def test_path_children_and_search():
+    assert [n.code for n in taxonomy.path("3973")] == ["C", "C39", "C397", "C3973"]
+    assert len(taxonomy.children()) == 20
+    assert {n.code for n in taxonomy.children("C397")} >= {"C3971", "C3973", "C3974"}
+    assert all(n.parent == "C39" for n in taxonomy.children("39"))
+    assert taxonomy.search("锂离子电池")[0].code == "C3841"
+    counts = pd.Series([n.level for n in taxonomy.industries().values()]).value_counts().to_dict()
+    assert counts == {1: 20, 2: 97, 3: 473, 4: 1382}
+
+
+def test_strategic_tags_and_product_lists_are_parsed():
+    nodes = taxonomy.industries()
+    assert "新一代信息技术产业" in nodes["C3973"].strategic
+    assert "钛材" in nodes["C3259"].includes and "集成电路圆片" in nodes["C3973"].includes
+    tagged = [n for n in nodes.values() if "strategic" in n.tags]
+    # Every 小类 tagged strategic now carries its 战略性新兴产业 sector (before, a quarter had none).
+    assert tagged and all(n.strategic for n in tagged)
+
+
+# ---- chains and tags --------------------------------------------------------------------------------------------
+def test_chain_expansion():
+    assert len(chains.chains()) == 23
+    ic = chains.chain("集成电路")
+    assert ic.codes == ("C3973", "I6520", "C3985") and chains.chain("integrated_circuits") == ic
+    assert chains.chain("乘用车").name == "乘用车（新能源）"
+    assert [c.name for c in chains.chains_of("C3973")] == ["集成电路"]
+    assert chains.chains_of("A0111") == []
+    for c in chains.chains():
+        assert all(code in taxonomy.industries() for code in c.codes), c
+    with pytest.raises(chains.UnknownChainError, match="known chains"):
+        chains.chain("芯片")
+
+
+def test_tag_expansion():
+    strategic = set(chains.tag_codes("strategic"))
+    assert strategic == set(chains.tag_codes("战略性新兴产业"))
+    ngit = set(chains.tag_codes("新一代信息技术产业"))
+    assert "C3973" in ngit and ngit < strategic
+    assert "C1441" not in strategic
+    with pytest.raises(chains.UnknownChainError):
+        chains.tag_codes("nonsense")
+
+
+@pytest.mark.parametrize("spec", [["chain=集成电路"], ["chain=乳制品,集成电路"], ["tag=strategic"],
+                                  ["tag=新一代信息技术产业"], ["chain=生物医药", "region=关中"]])
+def test_filters_never_let_another_industry_through(lsa_engine, needs, spec):
+    parsed = filters.parse(spec)
+    allowed: tuple[str, ...] = ()
+    if "chain" in parsed:
+        allowed = chains.expand("chain", parsed["chain"])
+    if "tag" in parsed:
+        allowed = chains.expand("tag", parsed["tag"])
+    recs = lsa_engine.records_
+    expected = {i for i, codes in enumerate(recs["industry"]) if any(c.startswith(allowed) for c in codes)}
+    if "region" in parsed:
+        expected = {i for i in expected if recs["region_group"].iloc[i] == "关中"}
+    assert expected  # the fixture holds records of each filtered industry
+    m = lsa_engine.match(needs, k=len(recs), filters=spec, explain_matches=False)
+    got = {int(i) for row in m.indices for i in row if i >= 0}
+    assert got == expected
+
+
+def test_chain_filter_excludes_a_broader_code(lsa_engine):
+    recs = lsa_engine.records_.copy()
+    recs.loc[0, "industry"] = ["C39"]  # may be any electronics industry, not necessarily integrated circuits
+    assert not filters.mask(recs, filters.parse(["chain=集成电路"]))[0]
+    assert filters.mask(recs, filters.parse(["industry=C39"]))[0]
+
+
+def test_unknown_chain_filter_is_a_clear_error():
+    with pytest.raises(filters.FilterError, match="filter chain: unknown chain"):
+        filters.parse(["chain=芯片"])
+
+
+# ---- supervised classification ---------------------------------------------------------------------------------
+TRAIN = [("锂离子电池正极材料制备", "C3841"), ("高镍三元锂电池电解液", "C3841"), ("动力锂电池模组热管理", "C3841"),
+         ("锂电池隔膜涂覆工艺", "C3841"), ("硅碳负极材料锂离子电池", "C3841"),
+         ("奶酪发酵菌种筛选", "C1441"), ("低乳糖液态奶加工", "C1441"), ("婴幼儿配方乳粉生产", "C1441"),
+         ("酸奶发酵工艺优化", "C1441"), ("乳清蛋白浓缩", "C1441"),
+         ("抗肿瘤小分子药物合成", "C2710"), ("化学原料药结晶工艺", "C2710"), ("降压药物缓释制剂", "C2710"),
+         ("抗生素原料药发酵", "C2710"), ("药物杂质分析方法", "C2710")]
+
+
+def test_supervised_round_trip_same_predictions(tmp_path):
+    texts, labels = zip(*TRAIN, strict=True)
+    clf = TextClassifier(min_df=1, calibration_folds=3).fit(list(texts), list(labels))
+    probe = ["磷酸铁锂电池正极", "发酵乳制品", "原料药合成工艺", "酸奶"]
+    before = clf.predict(probe)
+    assert before.labels[:3, 0].tolist() == ["C3841", "C1441", "C2710"]
+    assert np.allclose(before.confidence.sum(axis=1) <= 1.0 + 1e-9, True)
+    assert all(before.evidence[i] for i in range(3))
+    clf.save(tmp_path / "model")
+    assert not list((tmp_path / "model").glob("*.pkl"))
+    after = TextClassifier.load(tmp_path / "model").predict(probe)
+    assert (after.labels == before.labels).all()
+    assert np.allclose(after.confidence, before.confidence)
+    assert after.evidence == before.evidence
+
+
+def test_load_refuses_a_tampered_model(tmp_path):
+    texts, labels = zip(*TRAIN, strict=True)
+    TextClassifier(min_df=1, calibration_folds=3).fit(list(texts), list(labels)).save(tmp_path / "m")
+    coef = np.load(tmp_path / "m" / "coef.npy")
+    np.save(tmp_path / "m" / "coef.npy", coef * 2)
+    with pytest.raises(IndexFormatError, match="SHA-256"):
+        TextClassifier.load(tmp_path / "m")
+
+
+@pytest.mark.skipif(not (CSL / "csl_titles_8000.tsv").is_file(), reason="CSL data not found")
+def test_supervised_on_csl_beats_chance_and_is_calibrated():
+    train = pd.read_csv(CSL / "csl_titles_8000.tsv", sep="\t").iloc[:3000]
+    test = pd.read_csv(CSL / "csl_titles_8000.tsv", sep="\t").iloc[7000:]
+    clf = TextClassifier().fit(train["title"].tolist(), train["category"].tolist())
+    pred = clf.predict(test["title"].tolist())
+    correct = pred.labels[:, 0] == test["category"].to_numpy()
+    assert correct.mean() > 0.65  # majority class (工学) is 0.44
+    assert expected_calibration_error(pred.confidence[:, 0], correct) < 0.1
+
+
+# ---- zero-shot ----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def zs_division():
+    return ZeroShotClassifier("大类")
+
+
+@pytest.mark.parametrize("text,division", [
+    ("高能量密度锂离子电池正极材料及电池模组", "C38"),
+    ("12英寸集成电路圆片制造与封装测试", "C39"),
+    ("抗肿瘤化学原料药合成工艺", "C27"),
+    ("低乳糖液态奶与酸奶发酵加工", "C14"),
+    ("五轴联动数控机床主轴与滚珠丝杠", "C34"),
+])
+def test_zero_shot_hand_written_examples(zs_division, text, division):
+    pred = zs_division.predict([text])
+    assert division in pred.labels[0].tolist()  # top-3
+    assert 0 < pred.confidence[0, 0] <= 1 and pred.evidence[0]
+
+
+def test_zero_shot_chains():
+    pred = ZeroShotClassifier("chain").predict(["12英寸集成电路圆片制造与封装", "无人机飞控与航拍"])
+    assert pred.labels[0, 0] == "集成电路"
+    assert "民用无人机" in pred.labels[1].tolist()
+
+
+def test_fill_missing_industry_keeps_given_codes(zs_division, achievements):
+    recs = achievements.copy()
+    recs["industry"] = [[] if i % 2 else codes for i, codes in enumerate(recs["industry"])]
+    out = fill_missing_industry(recs, zs_division, threshold=0.0)
+    given = out["industry_source"] == "given"
+    assert given.sum() == (len(recs) + 1) // 2
+    assert (out.loc[given, "industry"] == recs.loc[given, "industry"]).all()
+    assert (out.loc[~given, "industry_source"] == "inferred").all()
+    assert all(len(c) == 1 and len(c[0]) == 3 for c in out.loc[~given, "industry"])
+    none = fill_missing_industry(recs, zs_division, threshold=1.0)
+    assert set(none["industry_source"]) == {"given", ""}
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------------------
+def test_cli_classify_supervised_tsv_to_jsonl(tmp_path):
+    train = tmp_path / "labelled.tsv"
+    train.write_text("title\tcategory\n" + "".join(f"{t}\t{c}\n" for t, c in TRAIN * 2), encoding="utf-8")
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("\n".join(json.dumps({"id": f"r{i}", "title": t, "description": ""}, ensure_ascii=False)
+                             for i, t in enumerate(["磷酸铁锂电池正极", "发酵乳制品"])), encoding="utf-8")
+    out = tmp_path / "out.csv"
+    rc = main(["classify", "--train", str(train), "--label-column", "category", "--in", str(inp), "--out", str(out),
+               "--save-model", str(tmp_path / "model")])
+    assert rc == 0
+    df = pd.read_csv(out)
+    assert df.columns[:3].tolist() == ["id", "label", "confidence"] and "label_3" in df
+    assert df["label"].tolist() == ["C3841", "C1441"]
+    out2 = tmp_path / "out2.csv"
+    assert main(["classify", "--model", str(tmp_path / "model"), "--in", str(inp), "--out", str(out2)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out2), df)
+
+
+def test_cli_classify_bad_label_column(tmp_path, capsys):
+    train = tmp_path / "labelled.csv"
+    train.write_text("title,category\n锂电池,C3841\n", encoding="utf-8")
+    rc = main(["classify", "--train", str(train), "--label-column", "cat", "--in", str(train),
+               "--out", str(tmp_path / "o.csv")])
+    assert rc == 2 and "no label column 'cat'" in capsys.readouterr().err
