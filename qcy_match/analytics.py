@@ -63,9 +63,9 @@ class DemandAnalysis:
         out["weak"] = out["best_strength"] < self.threshold
         return out
 
-    def good_pairs(self) -> pd.DataFrame:
-        """The pairs of the top-k whose strength reaches the threshold."""
-        return self.pairs[self.pairs["strength"] >= self.threshold]
+    def good_pairs(self, min_strength: float | None = None) -> pd.DataFrame:
+        """The pairs of the top-k whose strength reaches ``min_strength`` (default: the calibrated threshold)."""
+        return self.pairs[self.pairs["strength"] >= (self.threshold if min_strength is None else min_strength)]
 
 
 def group_of(records: pd.DataFrame, dim: str) -> pd.Series:
@@ -81,7 +81,8 @@ def group_of(records: pd.DataFrame, dim: str) -> pd.Series:
             return f"{code} {taxonomy.name_of(code)}".strip()
         return pd.Series([major(c) for c in records["industry"]], index=records.index, dtype=object)
     if dim == "chain":
-        return pd.Series([chainmap.record_chain(r) for r in records.to_dict("records")], index=records.index,
+        return pd.Series([chainmap.record_chain({str(k): v for k, v in r.items()})
+                          for r in records.to_dict("records")], index=records.index,
                          dtype=object)
     if dim == "region":
         return records["region_group"].replace("", UNKNOWN["region"]).fillna(UNKNOWN["region"]).astype(object)
@@ -103,7 +104,7 @@ def _tfidf(tokens_a: list[list[str]], tokens_b: list[list[str]]) -> tuple[sparse
     """Unit-length TF-IDF rows for both sides, IDF counted over both, sublinear TF."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vec = TfidfVectorizer(analyzer=lambda toks: toks, sublinear_tf=True)  # type: ignore[arg-type,return-value]
+    vec = TfidfVectorizer(analyzer=lambda toks: toks, sublinear_tf=True)
     vec.fit(tokens_a + tokens_b)
     return vec.transform(tokens_a).tocsr(), vec.transform(tokens_b).tocsr()
 
@@ -252,11 +253,13 @@ def _scope_mask(records: pd.DataFrame, chain: str | None, industry: str | None, 
 
 
 def served_sets(analysis: DemandAnalysis, chain: str | None = None, industry: str | None = None,
-                region: str | None = None) -> dict[str, set[str]]:
-    """For each in-scope achievement, the in-scope needs it serves well (in their top-k and strength ≥ threshold)."""
+                region: str | None = None, min_strength: float | None = None) -> dict[str, set[str]]:
+    """For each in-scope achievement, the in-scope needs it serves well: it is in their top-k with strength at
+    least ``min_strength`` (default: the calibrated threshold).
+    """
     need_ids = set(analysis.needs["id"][_scope_mask(analysis.needs, chain, industry, region)])
     ach_ids = set(analysis.achievements["id"][_scope_mask(analysis.achievements, chain, industry, region)])
-    good = analysis.good_pairs()
+    good = analysis.good_pairs(min_strength)
     good = good[good["need_id"].isin(need_ids) & good["achievement_id"].isin(ach_ids)]
     return {str(a): set(g["need_id"]) for a, g in good.groupby("achievement_id")}
 
@@ -291,18 +294,19 @@ def _union(sets: Mapping[str, set[str]], keys: Iterable[str]) -> set[str]:
 
 
 def roadshow(analysis: DemandAnalysis, slots: int = 5, chain: str | None = None, industry: str | None = None,
-             region: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+             region: str | None = None, min_strength: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Achievements to present in ``slots`` roadshow slots so that together they serve the most distinct in-scope
-    needs well (each need counted once), and the enterprises to invite.
+    needs well (each need counted once), and the enterprises to invite. Scope: ``chain`` (name), ``industry``
+    (GB/T 4754 code at any level) and ``region`` (group, city or district) restrict both sides.
 
     Returns ``(shortlist, invitations)``: one row per slot with the needs it newly serves and the running
     coverage; one row per enterprise with its needs and the shortlisted achievements that serve them.
     """
     if slots < 1:
         raise ValueError("slots must be at least 1")
-    sets = served_sets(analysis, chain, industry, region)
-    good = analysis.good_pairs()
-    weight = good.groupby("achievement_id")["strength"].sum().to_dict()
+    sets = served_sets(analysis, chain, industry, region, min_strength)
+    good = analysis.good_pairs(min_strength)
+    weight = {str(a): float(w) for a, w in good.groupby("achievement_id")["strength"].sum().items()}
     chosen = greedy_cover(sets, slots, weight)
     ach = analysis.achievements.set_index("id")
     nd = analysis.needs.set_index("id")
