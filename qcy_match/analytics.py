@@ -304,6 +304,9 @@ def roadshow(analysis: DemandAnalysis, slots: int = 5, chain: str | None = None,
     """
     if slots < 1:
         raise ValueError("slots must be at least 1")
+    known = set(analysis.needs["chain"]) | set(analysis.achievements["chain"])
+    if chain and chain not in known:
+        raise ValueError(f"unknown chain {chain!r}; the inputs have: {'、'.join(sorted(known))}")
     sets = served_sets(analysis, chain, industry, region, min_strength)
     good = analysis.good_pairs(min_strength)
     weight = {str(a): float(w) for a, w in good.groupby("achievement_id")["strength"].sum().items()}
