@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import chainmap, regions, taxonomy
+from . import chains, regions, taxonomy
 from .config import EngineConfig
 from .engine import MatchEngine, RecordsLike
 from .records import from_any, text_of
@@ -29,7 +29,7 @@ from .text import Tokenizer
 logger = logging.getLogger(__name__)
 
 DIMENSIONS = ("industry", "chain", "region")
-UNKNOWN = {"industry": "未分类", "chain": chainmap.OTHER, "region": "未知"}
+UNKNOWN = {"industry": "未分类", "chain": chains.OTHER, "region": "未知"}
 MAX_CALIBRATION_PAIRS = 200_000
 
 
@@ -38,9 +38,9 @@ class DemandAnalysis:
     """One matching run over both sides and what the tables are computed from.
 
     ``needs`` and ``achievements`` are the validated records plus the columns ``industry_group`` (GB/T 4754 大类 of
-    the first code), ``chain`` (see :mod:`qcy_match.chainmap`) and ``region_group`` (关中/陕北/陕南); each record is
-    counted under exactly one group per dimension, so group counts add up to the inputs. ``pairs`` holds each
-    need's engine top-k with ``rank``, fused ``score`` and ``strength``.
+    the first code), ``chain`` (:func:`qcy_match.chains.record_chain`) and ``region_group`` (关中/陕北/陕南);
+    each record is counted under exactly one group per dimension, so group counts add up to the inputs. ``pairs``
+    holds each need's engine top-k with ``rank``, fused ``score`` and ``strength``.
     """
 
     needs: pd.DataFrame
@@ -81,7 +81,7 @@ def group_of(records: pd.DataFrame, dim: str) -> pd.Series:
             return f"{code} {taxonomy.name_of(code)}".strip()
         return pd.Series([major(c) for c in records["industry"]], index=records.index, dtype=object)
     if dim == "chain":
-        return pd.Series([chainmap.record_chain({str(k): v for k, v in r.items()})
+        return pd.Series([chains.record_chain({str(k): v for k, v in r.items()})
                           for r in records.to_dict("records")], index=records.index,
                          dtype=object)
     if dim == "region":

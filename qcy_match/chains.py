@@ -7,6 +7,7 @@ YAML parser). A chain or tag expands to canonical code prefixes, so a filter on 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -86,3 +87,31 @@ def expand(key: str, values: list[str]) -> tuple[str, ...]:
         for code in (chain(v).codes if key == "chain" else tag_codes(v)):
             out.setdefault(code)
     return tuple(out)
+
+
+OTHER = "其他"
+
+
+def chain_of_codes(codes: Iterable[str]) -> str | None:
+    """The one chain of a record's codes: the first code that lies in any chain, and among the chains covering it
+    the most specific (乳制品 ``C144`` beats 富硒食品 ``C14``).
+    """
+    for code in codes:
+        best = max(((len(p), c.name) for c in chains() for p in c.codes if str(code).startswith(p)), default=None)
+        if best is not None:
+            return best[1]
+    return None
+
+
+def record_chain(record: dict[str, object]) -> str:
+    """The chain a record is counted under: its own ``chain`` field when filled, else :func:`chain_of_codes` of its
+    industry codes, else 其他.
+    """
+    own = record.get("chain")
+    if isinstance(own, str) and own.strip():
+        return own.strip()
+    codes = record.get("industry")
+    if isinstance(codes, str):
+        codes = [codes]
+    found = chain_of_codes(list(codes)) if isinstance(codes, Iterable) else None
+    return found or OTHER

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from qcy_match import analytics as an
-from qcy_match import chainmap, load_records
+from qcy_match import chains, load_records
 from qcy_match import topics as tp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,11 +27,12 @@ def analysis(demo_analysis):
 
 
 def test_chain_helper_prefers_own_column_and_longest_prefix():
-    assert chainmap.chains_of_codes(["C1441"]) == ["乳制品"]  # 144 beats 14 (富硒食品)
-    assert chainmap.record_chain({"industry": ["C3421"]}) == "数控机床"
-    assert chainmap.record_chain({"industry": ["C3421"], "chain": "航空"}) == "航空"
-    assert chainmap.record_chain({"industry": ["A0111"], "chain": ""}) in (chainmap.OTHER, "富硒食品")
-    assert chainmap.record_chain({"industry": []}) == chainmap.OTHER
+    assert chains.chain_of_codes(["C1441"]) == "乳制品"  # 144 beats 14 (富硒食品)
+    assert chains.record_chain({"industry": ["C3421"]}) == "数控机床"
+    assert chains.record_chain({"industry": ["C3421"], "chain": "航空"}) == "航空"
+    assert chains.record_chain({"industry": ["A0111"], "chain": ""}) == chains.OTHER
+    assert chains.record_chain({"industry": "C1310"}) == "富硒食品"
+    assert chains.record_chain({"industry": []}) == chains.OTHER
 
 
 def test_pairs_are_the_engine_top_k_with_strength_in_unit_range(analysis, demo):
