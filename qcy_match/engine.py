@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 RecordsLike = pd.DataFrame | Iterable[Mapping[str, Any]]
 QUERY_CHUNK = 512
+# Loading jieba's dictionary takes seconds; engines with the same dictionaries share one (read-only) tokeniser.
+_TOKENIZERS: dict[tuple[Any, ...], Tokenizer] = {}
+_TOKENIZERS_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass
@@ -89,7 +92,12 @@ class MatchEngine:
     # ---- building -------------------------------------------------------------------------------------------
     def _tokenizer(self) -> Tokenizer:
         c = self.config
-        return Tokenizer(user_dicts=c.user_dicts, user_words=c.user_words, domain_dict=c.domain_dict)
+        key = (tuple(c.user_dicts), tuple(c.user_words), c.domain_dict)
+        with _TOKENIZERS_LOCK:
+            if key not in _TOKENIZERS:
+                _TOKENIZERS[key] = Tokenizer(user_dicts=c.user_dicts, user_words=c.user_words,
+                                             domain_dict=c.domain_dict)
+            return _TOKENIZERS[key]
 
     def index(self, records: RecordsLike, side: str = "achievements", show_progress: bool = False,
               encoder: Encoder | None = None) -> MatchEngine:

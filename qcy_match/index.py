@@ -71,14 +71,15 @@ class DenseIndex:
         faiss = _faiss()
 
         d = self.vectors_.shape[1]
-        if kind == "flat":
+        if kind == "flat" or (kind == "ivf" and not len(self.vectors_)):
             index = faiss.IndexFlatIP(d)
         elif kind == "hnsw":
             index = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = self.ef_construction
             index.hnsw.efSearch = self.ef_search
         else:
-            nlist = self.nlist or max(1, min(4096, int(4 * np.sqrt(len(self.vectors_)))))
+            # k-means needs at least one point per list (a live index can shrink to a handful of records).
+            nlist = max(1, min(self.nlist or min(4096, int(4 * np.sqrt(len(self.vectors_)))), len(self.vectors_)))
             quantizer = faiss.IndexFlatIP(d)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             index.train(self.vectors_)
@@ -171,15 +172,19 @@ class DenseIndex:
         return _exact_over(self.vectors_, q, k, mask)
 
     def score(self, query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Inner products of one query with the given positions."""
+        """Inner products of one query with the given positions.
+
+        Summed in float64, so a score does not depend on which other rows share the BLAS call (min-max fusion
+        would magnify last-bit differences between a live-updated index and a fresh build).
+        """
         n_main = len(self.vectors_)
         cands = np.asarray(candidates, dtype=np.int64)
-        if not len(self.delta_):
-            return self.vectors_[cands] @ np.asarray(query, dtype=np.float32)
-        out = np.empty(len(cands), np.float32)
+        q = np.asarray(query, dtype=np.float64)
         main = cands < n_main
-        out[main] = self.vectors_[cands[main]] @ np.asarray(query, dtype=np.float32)
-        out[~main] = self.delta_[cands[~main] - n_main] @ np.asarray(query, dtype=np.float32)
+        out = np.empty(len(cands), np.float32)
+        out[main] = self.vectors_[cands[main]].astype(np.float64) @ q
+        if not main.all():
+            out[~main] = self.delta_[cands[~main] - n_main].astype(np.float64) @ q
         return out
 
     def save(self, path: Path) -> list[str]:
