@@ -301,6 +301,8 @@ def cmd_match_stream(args: argparse.Namespace) -> None:
 
         write_table(_empty_frame(args.direction), args.out)
     report = _finish_rejects(args, res.rejected, args.out)
+    if res.valid == 0:
+        raise CliError(f"{args.needs}: no usable rows ({len(res.rejected)} rejected; see the rejected-rows report)")
     resumed = f", resumed after {res.skipped_chunks} chunks" if args.resume else ""
     print(f"matched {res.queries} needs against {len(engine)} achievements: {res.rows} rows → {args.out} "
           f"({time.time() - t0:.1f} s{resumed}); {report}", file=sys.stderr)

@@ -34,6 +34,7 @@ class StreamResult:
     """Counts of one streamed run."""
 
     queries: int = 0
+    valid: int = 0
     rows: int = 0
     skipped_chunks: int = 0
     rejected: list[Rejection] = field(default_factory=list)
@@ -123,6 +124,7 @@ def match_file(engine: MatchEngine, needs: Path, out: Path, k: int = 10, filters
         _write_checkpoint(ckpt, {"identity": ident, "chunks_done": 0, "bytes": 0})
     result = StreamResult(skipped_chunks=done)
     for c, recs in prepared_chunks(needs, chunk_rows, result.rejected):
+        result.valid += len(recs)
         if c < done or not len(recs):
             if c >= done:
                 _write_checkpoint(ckpt, {"identity": ident, "chunks_done": c + 1,
