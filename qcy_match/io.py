@@ -11,6 +11,7 @@ import csv
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx", ".xlsm"
 REPLACEMENT = "\ufffd"
 # Descriptions of several megabytes are accepted (the engine cuts what it indexes); csv's default limit is 128 KiB.
 MAX_FIELD_CHARS = 64 << 20
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -280,6 +282,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], append: bool = F
     elif fmt == "xlsx":
         if append:
             raise InputError(f"{path}: XLSX output cannot be appended; use CSV or JSONL for streamed output")
+        # Control characters cannot be stored in a worksheet; they are replaced instead of failing the write.
+        df = df.apply(lambda col: col.map(lambda v: _XLSX_ILLEGAL.sub("\ufffd", v) if isinstance(v, str) else v)
+                      if col.dtype == object or pd.api.types.is_string_dtype(col) else col)
         df.to_excel(path, index=False)
     else:
         if append:
