@@ -16,7 +16,8 @@ from qcy_match.io import InputError, read_table, write_table
 from qcy_match.records import load_records
 
 # QCY_FUZZ_EXAMPLES raises the count for a long run (the README reports one).
-FUZZ = settings(max_examples=int(os.environ.get("QCY_FUZZ_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=int(os.environ.get("QCY_FUZZ_EXAMPLES", "40")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 SUFFIXES = [".csv", ".tsv", ".jsonl", ".json", ".xlsx", ".parquet"]
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
 CELL = st.one_of(st.none(), TEXT, st.integers(), st.floats(allow_nan=True), st.booleans(),
