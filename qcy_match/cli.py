@@ -39,11 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  "enterprise technology needs (企业技术需求), offline.")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("index", help="build an index directory over achievements (or needs)")
-    side = p.add_mutually_exclusive_group(required=True)
+    p = sub.add_parser("index", help="build an index directory over achievements (or needs), or update one")
+    side = p.add_mutually_exclusive_group()
     side.add_argument("--achievements", type=Path, help="achievements file (CSV/TSV, XLSX, JSONL, Parquet)")
     side.add_argument("--needs", type=Path, help="index needs instead (for achievement → needs matching)")
-    p.add_argument("--out", type=Path, required=True, help="index directory to write")
+    p.add_argument("--out", type=Path, help="index directory to write")
+    _add_update_options(p)
     _add_engine_options(p)
     _add_input_options(p)
     _add_classify_missing_options(p)
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "transfer_mode=许可 (repeatable; AND across filters, OR within one)")
     p.add_argument("--direction", choices=["needs", "achievements"], default="needs",
                    help="needs: each need gets achievements (default); achievements: each achievement gets needs")
+    _add_stream_options(p)
     _add_engine_options(p)
     _add_input_options(p)
 
@@ -149,6 +151,11 @@ def cmd_index(args: argparse.Namespace) -> None:
     """Build and save an index."""
     from .engine import MatchEngine
 
+    if args.update or args.delete or args.index:
+        return cmd_index_update(args)
+    if not (args.achievements or args.needs) or not args.out:
+        raise CliError("give --achievements FILE (or --needs FILE) and --out DIR to build an index, or --index DIR "
+                       "with --update FILE / --delete IDS to change one")
     rejects: list[Any] = []
     path = args.achievements or args.needs
     side = "achievements" if args.achievements else "needs"
@@ -171,6 +178,10 @@ def cmd_match(args: argparse.Namespace) -> None:
 
     if args.top_k < 1:
         raise CliError("--top-k must be at least 1")
+    if args.index and args.direction == "needs" and table_format(args.out) in ("csv", "tsv", "jsonl"):
+        return cmd_match_stream(args)
+    if args.resume:
+        raise CliError("--resume needs --index DIR, --direction needs and a CSV/TSV/JSONL --out (the streamed mode)")
     fmt = table_format(args.out)
     filters = parse(args.filter)
     rejects: list[Any] = []
@@ -226,6 +237,99 @@ def _empty_frame(direction: str) -> Any:
 
     first, second = ("need_id", "achievement_id") if direction == "needs" else ("achievement_id", "need_id")
     return pd.DataFrame(columns=[first, second, "rank", "score"])
+
+
+# ---- live updates (issue 6) ------------------------------------------------------------------------------------
+def _add_update_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live updates (change an existing index without a rebuild)")
+    g.add_argument("--index", type=Path, help="existing index directory to update (written back unless --out)")
+    g.add_argument("--update", type=Path, metavar="FILE",
+                   help="records to add; a record whose id is indexed replaces it (upsert)")
+    g.add_argument("--delete", metavar="IDS", help="ids to delete: 'A1,A2' or @FILE (one id per line)")
+
+
+def _delete_ids(spec: str) -> list[str]:
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        if not path.is_file():
+            raise CliError(f"--delete {spec}: no such file")
+        text = path.read_text(encoding="utf-8-sig")
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return [i.strip() for i in spec.split(",") if i.strip()]
+
+
+def cmd_index_update(args: argparse.Namespace) -> None:
+    """Upsert and delete records of a saved index, then save it atomically."""
+    from .engine import MatchEngine
+
+    if not args.index:
+        raise CliError("--update and --delete need --index DIR (the index to change)")
+    if not (args.update or args.delete):
+        raise CliError("--index DIR needs --update FILE and/or --delete IDS")
+    if args.achievements or args.needs:
+        raise CliError("--update/--delete change an existing index; do not give --achievements/--needs")
+    t0 = time.time()
+    engine = MatchEngine.load(args.index)
+    out = args.out or args.index
+    rejects: list[Any] = []
+    notes = []
+    if args.delete:
+        ids = _delete_ids(args.delete)
+        res = engine.delete(ids)
+        notes.append(f"deleted {len(res.deleted)}")
+        if res.missing:
+            notes.append(f"{len(res.missing)} ids to delete were not indexed: {', '.join(res.missing[:5])}")
+    if args.update:
+        res = engine.upsert(_load(args.update, rejects), show_progress=_progress(args))
+        rejects.extend(res.rejected)
+        notes.append(f"added {len(res.added)}, replaced {len(res.replaced)}")
+    report = _finish_rejects(args, rejects, out.with_name(out.name + ".index"))
+    engine.save(out)
+    print(f"updated {args.index} → {out}: {'; '.join(notes)}; {len(engine)} records ({time.time() - t0:.1f} s); "
+          f"{report}", file=sys.stderr)
+
+
+# ---- streamed, resumable matching (issue 6) --------------------------------------------------------------------
+def _add_stream_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("big files (with --index: needs are read and written in chunks)")
+    g.add_argument("--chunk-rows", type=int, default=2000, help="needs per chunk (default 2000)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: keep the chunks already written to --out, match the rest")
+
+
+def cmd_match_stream(args: argparse.Namespace) -> None:
+    """Match a needs file of any size against a saved index, chunk by chunk, resumable."""
+    from tqdm.auto import tqdm
+
+    from .engine import MatchEngine
+    from .filters import parse
+    from .stream import match_file
+
+    parse(args.filter)  # refuse bad filters before any work
+    if args.chunk_rows < 1:
+        raise CliError("--chunk-rows must be at least 1")
+    t0 = time.time()
+    engine = MatchEngine.load(args.index)
+    if engine.side_ != "achievements":
+        raise CliError(f"{args.index} is an index of {engine.side_}; 'match --index' needs an index of "
+                       "achievements (build it with 'qcy-match index --achievements FILE')")
+    if args.strict:
+        from .stream import validate_file
+
+        _finish_rejects(args, validate_file(args.needs), args.out)  # raises before any output is written
+    with tqdm(desc="match", unit="need", disable=not _progress(args)) as bar:
+        res = match_file(engine, args.needs, args.out, k=args.top_k, filters=args.filter, chunk_rows=args.chunk_rows,
+                         resume=args.resume, progress=bar.update)  # type: ignore[arg-type]
+    if not args.out.exists():
+        from .io import write_table
+
+        write_table(_empty_frame(args.direction), args.out)
+    report = _finish_rejects(args, res.rejected, args.out)
+    if res.valid == 0:
+        raise CliError(f"{args.needs}: no usable rows ({len(res.rejected)} rejected; see the rejected-rows report)")
+    resumed = f", resumed after {res.skipped_chunks} chunks" if args.resume else ""
+    print(f"matched {res.queries} needs against {len(engine)} achievements: {res.rows} rows → {args.out} "
+          f"({time.time() - t0:.1f} s{resumed}); {report}", file=sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

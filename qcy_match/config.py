@@ -26,6 +26,9 @@ class EngineConfig:
     user_words: list[str] = field(default_factory=list)
     domain_dict: bool = True
     n_keywords: int = 5
+    # Longer matching texts (title + keywords + description) are cut for tokenising and encoding, with a warning,
+    # so one pasted 5 MB document cannot stall a batch; the stored record keeps its full text.
+    max_text_chars: int = 20_000
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""

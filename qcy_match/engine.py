@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from .index import DenseIndex
 from .io import Rejection
 from .records import from_any, text_of
 from .results import SIDES, Matches
+from .snapshot import Snapshot, changed, compacted
 from .sparse import SparseIndex
 from .text import Tokenizer
 from .topk import top_k
@@ -31,6 +33,20 @@ logger = logging.getLogger(__name__)
 
 RecordsLike = pd.DataFrame | Iterable[Mapping[str, Any]]
 QUERY_CHUNK = 512
+# Loading jieba's dictionary takes seconds; engines with the same dictionaries share one (read-only) tokeniser.
+_TOKENIZERS: dict[tuple[Any, ...], Tokenizer] = {}
+_TOKENIZERS_LOCK = threading.Lock()
+
+
+@dataclasses.dataclass
+class UpdateResult:
+    """What one :meth:`MatchEngine.add` / :meth:`~MatchEngine.upsert` / :meth:`~MatchEngine.delete` call did."""
+
+    added: list[str] = dataclasses.field(default_factory=list)
+    replaced: list[str] = dataclasses.field(default_factory=list)
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    missing: list[str] = dataclasses.field(default_factory=list)
+    rejected: list[Rejection] = dataclasses.field(default_factory=list)
 
 
 class MatchEngine:
@@ -39,19 +55,56 @@ class MatchEngine:
     >>> engine = MatchEngine(EngineConfig(encoder="lsa")).index(achievements)  # doctest: +SKIP
     >>> engine.match(needs, k=10, filters={"industry": ["C39"]}).to_frame()  # doctest: +SKIP
 
-    After :meth:`index` the engine is read-only, so :meth:`match` may be called from many threads at once.
+    Records can be added, replaced and deleted by id (:meth:`add`, :meth:`upsert`, :meth:`delete`) while other
+    threads call :meth:`match`: each query batch reads one immutable snapshot, and writers publish a new one (see
+    :mod:`qcy_match.snapshot`), so a record is never returned after its delete returned.
     """
 
     def __init__(self, config: EngineConfig | None = None, **overrides: Any) -> None:
         self.config = dataclasses.replace(config or EngineConfig(), **overrides)
+        self._write_lock = threading.RLock()
+
+    # The current snapshot's parts, for callers that read them (single-threaded use; threads should use ids).
+    @property
+    def records_(self) -> pd.DataFrame:
+        """Live records, in index order."""
+        return self._snap.records
+
+    @property
+    def tokens_(self) -> list[list[str]]:
+        """Token lists of the live records."""
+        return self._snap.tokens
+
+    @property
+    def sparse_(self) -> SparseIndex:
+        """The BM25 index (positions, see :mod:`qcy_match.snapshot`)."""
+        return self._snap.sparse
+
+    @property
+    def dense_(self) -> DenseIndex:
+        """The vector index (positions, see :mod:`qcy_match.snapshot`)."""
+        return self._snap.dense
+
+    @property
+    def _ids(self) -> np.ndarray:
+        return self._snap.ids
 
     # ---- building -------------------------------------------------------------------------------------------
     def _tokenizer(self) -> Tokenizer:
         c = self.config
-        return Tokenizer(user_dicts=c.user_dicts, user_words=c.user_words, domain_dict=c.domain_dict)
+        key = (tuple(c.user_dicts), tuple(c.user_words), c.domain_dict)
+        with _TOKENIZERS_LOCK:
+            if key not in _TOKENIZERS:
+                _TOKENIZERS[key] = Tokenizer(user_dicts=c.user_dicts, user_words=c.user_words,
+                                             domain_dict=c.domain_dict)
+            return _TOKENIZERS[key]
 
-    def index(self, records: RecordsLike, side: str = "achievements", show_progress: bool = False) -> MatchEngine:
-        """Index records of one side; rows that fail validation are kept in ``rejected_``."""
+    def index(self, records: RecordsLike, side: str = "achievements", show_progress: bool = False,
+              encoder: Encoder | None = None) -> MatchEngine:
+        """Index records of one side; rows that fail validation are kept in ``rejected_``.
+
+        ``encoder``: an already fitted encoder to use as is (e.g. another index's), instead of fitting a new one.
+        """
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
         recs, rejects = from_any(records)
@@ -60,18 +113,83 @@ class MatchEngine:
         self.rejected_: list[Rejection] = rejects
         self.side_ = side
         self.tokenizer_ = self._tokenizer()
-        texts = text_of(recs)
-        self.tokens_ = [self.tokenizer_.tokenize(t, normalized=True)
-                        for t in tqdm(texts, desc="tokenise", disable=not show_progress, unit="rec")]
-        self.sparse_ = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(self.tokens_)
-        d_texts, d_tokens = self._dense_input(recs, texts, self.tokens_)
-        self.encoder_: Encoder = make_encoder(self.config.encoder, self.config.encoder_params).fit(d_texts, d_tokens)
+        texts = self._texts(recs)
+        tokens = [self.tokenizer_.tokenize(t, normalized=True)
+                  for t in tqdm(texts, desc="tokenise", disable=not show_progress, unit="rec")]
+        sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
+        d_texts, d_tokens = self._dense_input(recs, texts, tokens)
+        self.encoder_: Encoder = encoder if encoder is not None else \
+            make_encoder(self.config.encoder, self.config.encoder_params).fit(d_texts, d_tokens)
         vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
-        self.dense_ = DenseIndex(self.config.index, **self.config.index_params).fit(vectors)
-        self.records_ = recs.drop(columns=[c for c in ("_row",) if c in recs.columns]).reset_index(drop=True)
-        self._ids = self.records_["id"].astype(str).to_numpy(dtype=object)
-        logger.info("indexed %d %s (%d rejected), dense index %s", len(recs), side, len(rejects), self.dense_.kind_)
+        dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors)
+        recs = recs.drop(columns=[c for c in ("_row",) if c in recs.columns]).reset_index(drop=True)
+        snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
+        snap.check()
+        with self._write_lock:
+            self._snap = snap
+        logger.info("indexed %d %s (%d rejected), dense index %s", len(recs), side, len(rejects), dense.kind_)
         return self
+
+    def _texts(self, recs: pd.DataFrame) -> list[str]:
+        """Matching texts, cut to ``max_text_chars`` so one huge description cannot stall tokenising or encoding."""
+        texts = text_of(recs)
+        cap = self.config.max_text_chars
+        long = sum(len(t) > cap for t in texts)
+        if long:
+            logger.warning("%d of %d texts are longer than %d characters; only their first %d are indexed and "
+                           "encoded (EngineConfig.max_text_chars)", long, len(texts), cap, cap)
+            texts = [t[:cap] for t in texts]
+        return texts
+
+    # ---- live updates ---------------------------------------------------------------------------------------
+    def add(self, records: RecordsLike, show_progress: bool = False) -> UpdateResult:
+        """Index new records without a rebuild; a record whose id is already indexed is rejected (see upsert)."""
+        return self._update(records, replace=False, show_progress=show_progress)
+
+    def upsert(self, records: RecordsLike, show_progress: bool = False) -> UpdateResult:
+        """Add records, replacing any indexed record with the same id."""
+        return self._update(records, replace=True, show_progress=show_progress)
+
+    def delete(self, ids: Iterable[str]) -> UpdateResult:
+        """Remove records by id; when this returns, no query sees them. Unknown ids are reported as missing."""
+        want = list(dict.fromkeys(str(i) for i in ids))
+        with self._write_lock:
+            st = self._snap
+            loc = st.id_index.get_indexer(pd.Index(want)) if want else np.empty(0, np.int64)
+            found = loc[loc >= 0]
+            if len(found):
+                self._publish(changed(st, found, st.records.iloc[:0], [], np.empty((0, 0), np.float32)))
+        return UpdateResult(deleted=[w for w, i in zip(want, loc, strict=True) if i >= 0],
+                            missing=[w for w, i in zip(want, loc, strict=True) if i < 0])
+
+    def compact(self) -> MatchEngine:
+        """Merge the delta segments and drop deleted records now (saving does this too)."""
+        with self._write_lock:
+            self._snap = compacted(self._snap)
+        return self
+
+    def _publish(self, snap: Snapshot) -> None:
+        self._snap = compacted(snap) if snap.needs_compaction() else snap
+
+    def _update(self, records: RecordsLike, replace: bool, show_progress: bool) -> UpdateResult:
+        recs, rejects = from_any(records, "<update>")
+        recs = recs.drop(columns=[c for c in ("_row",) if c in recs.columns]).reset_index(drop=True)
+        with self._write_lock:
+            st = self._snap
+            ids = recs["id"].astype(str).tolist()
+            loc = st.id_index.get_indexer(pd.Index(ids)) if ids else np.empty(0, np.int64)
+            if not replace and (loc >= 0).any():
+                rejects = rejects + [Rejection("<update>", 0, "id", "id is already indexed (use upsert to replace)",
+                                               i) for i, j in zip(ids, loc, strict=True) if j >= 0]
+                recs, loc = recs[loc < 0].reset_index(drop=True), loc[loc < 0]
+            texts = self._texts(recs)
+            tokens = [self.tokenizer_.tokenize(t, normalized=True) for t in texts]
+            d_texts, d_tokens = self._dense_input(recs, texts, tokens)
+            vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
+            self._publish(changed(st, loc[loc >= 0], recs, tokens, vectors))
+        new_ids = recs["id"].astype(str).tolist()
+        return UpdateResult(added=[i for i, j in zip(new_ids, loc, strict=True) if j < 0],
+                            replaced=[i for i, j in zip(new_ids, loc, strict=True) if j >= 0], rejected=rejects)
 
     def _dense_input(self, recs: pd.DataFrame, texts: list[str], tokens: list[list[str]]
                      ) -> tuple[list[str], list[list[str]]]:
@@ -90,12 +208,14 @@ class MatchEngine:
         return np.vstack(parts) if parts else np.zeros((0, self.encoder_.dim), np.float32)
 
     def __len__(self) -> int:
-        return len(self.records_)
+        return len(self._snap.records)
 
     def vectors(self, records: RecordsLike | None = None) -> np.ndarray:
-        """Dense vectors (read-only): of the indexed records, or of ``records`` encoded the way queries are."""
+        """Dense vectors (read-only): of the live indexed records in ``records_`` order, or of ``records`` encoded
+        the way queries are.
+        """
         if records is None:
-            out = self.dense_.vectors_.view()
+            out = self.dense_.live_vectors().view()
         else:
             recs, _ = from_any(records)
             texts = text_of(recs)
@@ -124,19 +244,21 @@ class MatchEngine:
         if k < 1:
             raise ValueError("k must be at least 1")
         recs, rejects = self._queries(queries)
-        keep = filt.mask(self.records_, filt.parse([filters] if isinstance(filters, str) else filters))
-        out = self._match_records(recs, k, keep, explain_matches, show_progress)
+        st = self._snap  # one snapshot for the whole batch, whatever writers do meanwhile
+        keep = filt.mask(st.records, filt.parse([filters] if isinstance(filters, str) else filters))
+        out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
         out.rejected = rejects  # type: ignore[attr-defined]
         return out
 
-    def _match_records(self, recs: pd.DataFrame, k: int, mask: np.ndarray | None, explain_matches: bool,
-                       show_progress: bool) -> Matches:
+    def _match_records(self, st: Snapshot, recs: pd.DataFrame, k: int, mask: np.ndarray | None,
+                       explain_matches: bool, show_progress: bool) -> Matches:
+        """Match prepared queries against snapshot ``st``; ``mask`` is over positions."""
         n = len(recs)
         idx = np.full((n, k), -1, np.int64)
         scores = np.full((n, k), np.nan, np.float32)
         expl: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         pool = max(self.config.candidates, k)
-        texts = text_of(recs)
+        texts = self._texts(recs)
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
@@ -144,26 +266,26 @@ class MatchEngine:
             # so it neither loses precision nor needs the parts to meet documents that hold them.
             q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
             q_vecs = self.encoder_.encode(*self._dense_input(recs.iloc[chunk], texts[chunk], q_tokens))
-            d_idx, _ = self.dense_.search(q_vecs, pool, mask)
+            d_idx, _ = st.dense.search(q_vecs, pool, mask)
             for j, toks in enumerate(q_tokens):
                 i = start + j
-                row = self._match_one(toks, q_vecs[j], d_idx[j], pool, k, mask)
+                row = self._match_one(st, toks, q_vecs[j], d_idx[j], pool, k, mask)
                 m = len(row[0])
                 idx[i, :m], scores[i, :m] = row[0], row[1]
                 if explain_matches:
                     q = {str(c): v for c, v in recs.iloc[i].items()}
-                    expl[i] = [explain(q, self.records_.iloc[d].to_dict(), toks, self.tokens_[d], self.sparse_.idf_,
-                                       sig,
+                    expl[i] = [explain(q, st.records.iloc[d].to_dict(), toks, st.tokens[d], st.sparse.idf_, sig,
                                        self.config.n_keywords) for d, sig in zip(row[0], row[2], strict=True)]
             bar.update(chunk.stop - chunk.start)
         bar.close()
-        ids = np.where(idx >= 0, self._ids[np.maximum(idx, 0)], np.array(None, dtype=object))
+        ids = np.where(idx >= 0, st.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
         return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
                        query_side=SIDES[1 - SIDES.index(self.side_)])
 
-    def _match_one(self, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int, k: int,
-                   mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        s_all = self.sparse_.scores(tokens)
+    def _match_one(self, st: Snapshot, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int,
+                   k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Fuse both signals for one query; returns live indices, scores and per-match signals."""
+        s_all = st.sparse.scores(tokens)
         s_masked = s_all if mask is None else np.where(mask, s_all, -np.inf)
         s_top, s_val = top_k(s_masked, pool)
         s_top = s_top[s_val > 0]
@@ -172,7 +294,7 @@ class MatchEngine:
         if len(cands) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32), []
         sparse = s_all[cands]
-        dense = self.dense_.score(qvec, cands)
+        dense = st.dense.score(qvec, cands)
         fused = fuse(sparse, dense, self.config.dense_weight, self.config.fusion)
         order = np.lexsort((cands, -fused))[:k]
         s_rank = {int(d): r + 1 for r, d in enumerate(s_top)}
@@ -180,47 +302,56 @@ class MatchEngine:
         signals = [{"bm25_score": round(float(sparse[o]), 4), "bm25_rank": s_rank.get(int(cands[o])),
                     "dense_score": round(float(dense[o]), 4), "dense_rank": d_rank.get(int(cands[o]))}
                    for o in order]
-        return cands[order], fused[order], signals
+        best = cands[order] if st.to_live is None else st.to_live[cands[order]]
+        return best, fused[order], signals
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the index as a directory with a JSON manifest; atomic (see :mod:`qcy_match.persistence`)."""
-        def write(tmp: Path) -> dict[str, Any]:
-            recs = self.records_.copy()
-            recs["_tokens"] = self.tokens_
-            for col in recs.columns:
-                if recs[col].dtype == object and col not in ("industry", "keywords", "_tokens"):
-                    recs[col] = recs[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
-            recs.to_parquet(tmp / "records.parquet", index=False)
-            self.sparse_.save(tmp)
-            self.encoder_.save(tmp)
-            self.dense_.save(tmp)
-            return {"library_version": __version__, "side": self.side_, "config": self.config.to_dict(),
-                    "counts": {"records": len(recs), "vocabulary": len(self.sparse_.idf_), "dim": self.encoder_.dim},
-                    "encoder": {"name": self.encoder_.name, "params": self.encoder_.params()},
-                    "index": {"kind": self.dense_.kind_, "params": self.dense_.params()}}
-        return persistence.save_dir(path, write)
+        """Write the index as a directory with a JSON manifest; atomic (see :mod:`qcy_match.persistence`).
+
+        Pending updates are merged first (:meth:`compact`), so the saved index equals a fresh build.
+        """
+        with self._write_lock:
+            self._snap = st = compacted(self._snap)
+            return persistence.save_dir(path, lambda tmp: self._write(st, tmp))
+
+    def _write(self, st: Snapshot, tmp: Path) -> dict[str, Any]:
+        recs = st.records.copy()
+        recs["_tokens"] = st.tokens
+        for col in recs.columns:
+            if recs[col].dtype == object and col not in ("industry", "keywords", "_tokens"):
+                recs[col] = recs[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+        recs.to_parquet(tmp / "records.parquet", index=False)
+        st.sparse.save(tmp)
+        self.encoder_.save(tmp)
+        st.dense.save(tmp)
+        return {"library_version": __version__, "side": self.side_, "config": self.config.to_dict(),
+                "counts": {"records": len(recs), "vocabulary": len(st.sparse.vocab_), "dim": self.encoder_.dim},
+                "encoder": {"name": self.encoder_.name, "params": self.encoder_.params()},
+                "index": {"kind": st.dense.kind_, "params": st.dense.params()}}
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], verify: bool = True) -> MatchEngine:
         """Open an index directory, refusing one that is incomplete, corrupted or of another format version."""
-        root = Path(path)
+        root = persistence.resolve(path)
         manifest = persistence.read_manifest(root, verify=verify)
         try:
             self = cls(EngineConfig.from_dict(manifest["config"]))
             recs = pd.read_parquet(root / "records.parquet")
-            self.tokens_ = [list(t) for t in recs.pop("_tokens")]
+            tokens = [list(t) for t in recs.pop("_tokens")]
             for col in ("industry", "keywords"):
                 recs[col] = [list(v) for v in recs[col]]
-            self.records_ = recs
-            self._ids = recs["id"].astype(str).to_numpy(dtype=object)
             self.side_ = manifest["side"]
+            if self.side_ not in SIDES:
+                raise ValueError(f"side {self.side_!r}")
             self.rejected_ = []
             self.tokenizer_ = self._tokenizer()
-            self.sparse_ = SparseIndex.load(root)
+            sparse = SparseIndex.load(root)
             self.encoder_ = load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
-            self.dense_ = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
-        except (KeyError, ValueError, OSError) as exc:
+            dense = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
+            self._snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
+            self._snap.check()
+        except (KeyError, ValueError, TypeError, OSError) as exc:
             raise persistence.IndexFormatError(f"{root}: index is incomplete or inconsistent ({exc})") from exc
         counts = manifest.get("counts", {})
         if not (len(self.records_) == counts.get("records") == len(self.dense_) == self.sparse_.n_docs_):

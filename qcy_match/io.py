@@ -6,11 +6,12 @@ Readers never raise on a bad row: they return the good rows and a list of :class
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
 REPLACEMENT = "\ufffd"
+# Descriptions of several megabytes are accepted (the engine cuts what it indexes); csv's default limit is 128 KiB.
+MAX_FIELD_CHARS = 64 << 20
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -66,6 +70,32 @@ def decode_bytes(raw: bytes) -> tuple[str, str]:
             continue
     best = min(("utf-8-sig", "gb18030"), key=lambda e: raw.decode(e, errors="replace").count(REPLACEMENT))
     return raw.decode(best, errors="replace"), best + " (with undecodable bytes)"
+
+
+def detect_encoding(path: Path) -> tuple[str, str]:
+    """The encoding of a file, found by streaming it through incremental decoders (constant memory).
+
+    Returns ``(encoding, errors)``: ``errors`` is ``"replace"`` when no encoding decodes every byte, as in
+    :func:`decode_bytes`.
+    """
+    encodings = ("utf-8-sig", "gb18030")
+
+    def bad_count(enc: str, errors: str) -> int:
+        dec = codecs.getincrementaldecoder(enc)(errors=errors)
+        n = 0
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                n += dec.decode(block).count(REPLACEMENT)
+            n += dec.decode(b"", final=True).count(REPLACEMENT)
+        return n
+
+    for enc in encodings:
+        try:
+            bad_count(enc, "strict")
+            return enc, "strict"
+        except UnicodeDecodeError:
+            continue
+    return min(encodings, key=lambda e: bad_count(e, "replace")), "replace"
 
 
 def read_table(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[Rejection]]:
@@ -136,12 +166,17 @@ def _rest(rej: Rejection) -> tuple[int, str, str, str]:
 
 
 def _iter_delimited(path: Path, fmt: str) -> Iterator[Row]:
-    text, encoding = decode_bytes(path.read_bytes())
-    logger.debug("%s: decoded as %s", path, encoding)
-    lines = io.StringIO(text, newline="")
-    first = text.split("\n", 1)[0]
-    delimiter = "\t" if fmt == "tsv" or ("\t" in first and "," not in first) else ","
-    reader = csv.reader(lines, delimiter=delimiter)
+    encoding, errors = detect_encoding(path)
+    logger.debug("%s: decoded as %s (%s)", path, encoding, errors)
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
+    with open(path, encoding=encoding, errors=errors, newline="") as fh:
+        first = fh.readline()
+        fh.seek(0)
+        delimiter = "\t" if fmt == "tsv" or ("\t" in first and "," not in first) else ","
+        yield from _delimited_rows(path, csv.reader(fh, delimiter=delimiter))
+
+
+def _delimited_rows(path: Path, reader: Any) -> Iterator[Row]:
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -150,6 +185,10 @@ def _iter_delimited(path: Path, fmt: str) -> Iterator[Row]:
         raise InputError(f"{path}: cannot read the header line ({exc})") from exc
     if not any(header):
         raise InputError(f"{path}: the first line must be a header naming the columns")
+    dupes = sorted({h for h in header if h and header.count(h) > 1})
+    if dupes:
+        # A second column of the same name would silently overwrite the first in every row.
+        raise InputError(f"{path}: the header names columns more than once: {', '.join(dupes)}")
     rownum = 0
     while True:
         rownum += 1
@@ -171,24 +210,32 @@ def _iter_delimited(path: Path, fmt: str) -> Iterator[Row]:
 
 
 def _iter_jsonl(path: Path) -> Iterator[Row]:
-    text, _ = decode_bytes(path.read_bytes())
-    if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: invalid JSON ({exc})") from exc
-        for i, item in enumerate(items, 1):
+    encoding, errors = detect_encoding(path)
+    with open(path, encoding=encoding, errors=errors, newline="") as fh:
+        head = fh.read(4096)
+        fh.seek(0)
+        if path.suffix.lower() == ".json" and head.lstrip().startswith("["):
+            # A JSON array has to be parsed whole; JSONL is the streamed format.
+            try:
+                items = json.loads(fh.read())
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise InputError(f"{path}: invalid JSON ({exc})") from exc
+            for i, item in enumerate(items, 1):
+                yield _json_row(i, item)
+            return
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield i, None, Rejection("", i, "<line>", f"invalid JSON ({exc.msg} at column {exc.colno})",
+                                         _cut(line))
+                continue
+            except RecursionError:
+                yield i, None, Rejection("", i, "<line>", "JSON nested too deeply", _cut(line))
+                continue
             yield _json_row(i, item)
-        return
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield i, None, Rejection("", i, "<line>", f"invalid JSON ({exc.msg} at column {exc.colno})", _cut(line))
-            continue
-        yield _json_row(i, item)
 
 
 def _json_row(i: int, item: Any) -> Row:
@@ -235,6 +282,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], append: bool = F
     elif fmt == "xlsx":
         if append:
             raise InputError(f"{path}: XLSX output cannot be appended; use CSV or JSONL for streamed output")
+        # Control characters cannot be stored in a worksheet; they are replaced instead of failing the write.
+        df = df.apply(lambda col: col.map(lambda v: _XLSX_ILLEGAL.sub("\ufffd", v) if isinstance(v, str) else v)
+                      if col.dtype == object or pd.api.types.is_string_dtype(col) else col)
         df.to_excel(path, index=False)
     else:
         if append:

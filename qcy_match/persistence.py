@@ -1,13 +1,22 @@
 """Index directories: a JSON manifest with versions, counts and checksums beside numpy/FAISS/parquet files.
 
-Saving writes a sibling temporary directory and swaps it in with renames, so a crash leaves either the old or the
-new index, never a mix. Loading verifies the manifest and every checksum before anything is read. No pickle.
+Saving is atomic under SIGKILL and power loss. The new index is written to a sibling temporary directory and every
+file and the directory are fsynced; then two renames swap it in: ``DIR → .DIR.old`` and ``tmp → DIR``, and the
+parent directory is fsynced. A process killed between the two renames leaves no ``DIR`` but a complete
+``.DIR.old``: :func:`resolve` (used by every load) reads that one, and the next save renames it back first. Leftover
+temporary directories are removed by the next save. Concurrent savers are serialised by an advisory lock
+(``flock``) on the parent directory.
+
+Loading verifies the manifest (format, version, file list, sizes) and every file's SHA-256 before anything is read,
+and refuses file names that leave the directory. Nothing is read with pickle.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -17,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "qcy-match-index"
-FORMAT_VERSION = 1
+# 2: BM25 postings hold term frequencies (scored at query time) instead of precomputed scores.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+
+logger = logging.getLogger(__name__)
 
 
 class IndexFormatError(ValueError):
@@ -34,44 +46,92 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _old(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for f in path.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(path)
+
+
+def resolve(path: str | os.PathLike[str]) -> Path:
+    """The directory to read for ``path``: itself, or its complete previous version when a save was killed between
+    its two renames.
+    """
+    root = Path(path)
+    old = _old(root)
+    if not (root / MANIFEST).is_file() and not root.exists() and (old / MANIFEST).is_file():
+        logger.warning("%s: a save was interrupted; reading the previous version from %s", root, old)
+        return old
+    return root
+
+
+def _recover(target: Path) -> None:
+    """Undo what a killed save left behind: put back a swapped-out index, drop temporary directories."""
+    old = _old(target)
+    if old.exists():
+        if not target.exists():
+            os.rename(old, target)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def save_dir(path: str | os.PathLike[str], write: Callable[[Path], dict[str, Any]]) -> Path:
     """Create ``path`` atomically: ``write(tmp)`` fills a temporary directory and returns the manifest body."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists() and not (target / MANIFEST).is_file() and any(target.iterdir()):
-        raise IndexFormatError(f"{target}: exists and is not a qcy-match index; refusing to overwrite it")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    lock = os.open(target.parent, os.O_RDONLY)
     try:
-        body = write(tmp)
-        files = sorted(p.name for p in tmp.iterdir())
-        body["files"] = {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-                         for name in files}
-        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **body}
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, ensure_ascii=False, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _swap(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _recover(target)
+        if target.exists() and not (target / MANIFEST).is_file() and any(target.iterdir()):
+            raise IndexFormatError(f"{target}: exists and is not a qcy-match index; refusing to overwrite it")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            body = write(tmp)
+            files = sorted(p.name for p in tmp.iterdir())
+            body["files"] = {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
+                             for name in files}
+            manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **body}
+            with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, ensure_ascii=False, indent=1)
+            _fsync_tree(tmp)
+            _swap(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    finally:
+        os.close(lock)  # releases the lock
     return target
 
 
 def _swap(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        os.rename(tmp, target)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.rename(target, old)
+    old = _old(target)
+    if target.exists():
+        os.rename(target, old)
+    # A kill here leaves no target but a complete .old, which resolve() reads and the next save puts back.
     os.rename(tmp, target)
+    _fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(path: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
     """Return the manifest of an index directory after checking format, version and file checksums."""
-    root = Path(path)
+    root = resolve(path)
     if not root.is_dir():
         raise IndexFormatError(f"{root}: no such index directory")
     mpath = root / MANIFEST
@@ -81,6 +141,8 @@ def read_manifest(path: str | os.PathLike[str], verify: bool = True) -> dict[str
         manifest: dict[str, Any] = json.loads(mpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexFormatError(f"{mpath}: manifest is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise IndexFormatError(f"{mpath}: manifest is not a JSON object")
     if manifest.get("format") != FORMAT:
         raise IndexFormatError(f"{root}: manifest format is {manifest.get('format')!r}, expected {FORMAT!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -91,6 +153,9 @@ def read_manifest(path: str | os.PathLike[str], verify: bool = True) -> dict[str
         raise IndexFormatError(f"{root}: manifest lists no files")
     for name, meta in files.items():
         f = root / name
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..", MANIFEST) \
+                or not isinstance(meta, dict):
+            raise IndexFormatError(f"{root}: manifest lists an invalid file entry {name!r}")
         if not f.is_file():
             raise IndexFormatError(f"{root}: file {name} listed in the manifest is missing")
         if f.stat().st_size != meta.get("bytes"):
