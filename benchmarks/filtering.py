@@ -65,11 +65,11 @@ def filter_sweep(engine: MatchEngine, needs: pd.DataFrame, n_queries: int = 100,
         row: dict[str, Any] = {"kept": kept, "engine_recall_at_10": recall(got, truth),
                                "engine_short_share": _short(got, kept), "engine_ms_per_query": engine_s * 1000,
                                "engine_dense_recall_at_10": recall(engine.dense_.search(q_vecs, K, keep)[0],
-                                                                   dense_truth)}
+                                                                   dense_truth, vectors, q_vecs)}
         t0 = time.perf_counter()
         h = hnsw.search(q_vecs, K, keep)[0]
         row["hnsw_dense_ms_per_query"] = (time.perf_counter() - t0) * 1000 / len(q_vecs)
-        row["hnsw_dense_recall_at_10"] = recall(h, dense_truth)
+        row["hnsw_dense_recall_at_10"] = recall(h, dense_truth, vectors, q_vecs)
         row["hnsw_dense_short_share"] = _short(h, kept)
         import faiss
 
@@ -78,13 +78,13 @@ def filter_sweep(engine: MatchEngine, needs: pd.DataFrame, n_queries: int = 100,
         t0 = time.perf_counter()
         r = raw.search(q_vecs, K, params=params)[1]
         row["faiss_hnsw_ms_per_query"] = (time.perf_counter() - t0) * 1000 / len(q_vecs)
-        row["faiss_hnsw_recall_at_10"] = recall(r, dense_truth)
+        row["faiss_hnsw_recall_at_10"] = recall(r, dense_truth, vectors, q_vecs)
         row["faiss_hnsw_short_share"] = _short(r, kept)
         if milvus is not None and milvus.ok:
             t0 = time.perf_counter()
             m = milvus.search(q_vecs, len(values))
             row["milvus_batch_ms_per_query"] = (time.perf_counter() - t0) * 1000 / len(q_vecs)
-            row["milvus_recall_at_10"] = recall(m, dense_truth)
+            row["milvus_recall_at_10"] = recall(m, dense_truth, vectors, q_vecs)
             row["milvus_short_share"] = _short(m, kept)
         out["by_selectivity"][str(sel)] = row
     if milvus is not None:

