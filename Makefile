@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 CORE   := $(VENV)/.core-installed
 ST     := $(VENV)/.st-installed
 REPORT := $(VENV)/.report-installed
+BENCH  := $(VENV)/.bench-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench bench-quality clean report report-check
+.PHONY: demo test test-slow lint bench clean report report-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,21 +29,27 @@ $(REPORT): $(CORE)
 	$(BIN)/pip install --quiet -e '.[report,dev]'
 	touch $@
 
+# The anchors of the benchmark suite; after $(ST) so torch is already the CPU wheel when similarities asks for it.
+$(BENCH): $(ST)
+	$(BIN)/pip install --quiet -e '.[bench,st,dev]'
+	touch $@
+
 demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
-test: $(ST) $(REPORT)
+# The tests exercise every extra: sentence-transformers, the report's plots and the benchmark anchors.
+test: $(ST) $(REPORT) $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(ST) $(REPORT)
+test-slow: $(ST) $(REPORT) $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
 lint: $(CORE)
 	$(BIN)/ruff check qcy_match tests benchmarks corpora
 	$(BIN)/mypy
 
-bench: $(CORE)
-	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/csl_quality.py
+bench: $(BENCH)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.run --out benchmarks/results
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/classify_quality.py
 
 # Demand-analytics report on the demo corpus: out/report/report.html (+ tables/, tables.xlsx, plots/).

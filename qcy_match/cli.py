@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(p)
     _add_classify_parser(sub)
     _add_report_parser(sub)
+    _add_bench_parser(sub)
     return ap
 
 
@@ -93,6 +94,29 @@ def _add_report_parser(sub: Any) -> None:
     p.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
     _add_engine_options(p)
     _add_input_options(p)
+
+
+def _add_bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="run the benchmark suite (from a source checkout; needs the [bench] extra)",
+                       add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of benchmarks/run.py (--full, --out DIR, "
+                   "--data DIR, …; --help lists them)")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Run the suite in the checkout's benchmarks/ folder (it is not part of the installed package)."""
+    import importlib
+
+    logging.getLogger().handlers.clear()  # the suite sets up its own logging
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "run.py").is_file():
+        raise CliError(f"the benchmark suite lives in a source checkout's benchmarks/ folder, not found beside "
+                       f"{root / 'qcy_match'}; clone the repository and run 'make bench' or 'qcy-match bench' there")
+    sys.path.insert(0, str(root))
+    run = importlib.import_module("benchmarks.run")
+    rc = run.main(list(args.bench_args))
+    if rc:
+        raise CliError(f"benchmark suite failed (exit status {rc})")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -502,7 +526,12 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qcy-match`` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        # Everything after 'bench' belongs to the suite (argparse would claim its --help).
+        args = argparse.Namespace(command="bench", bench_args=argv[1:], verbose=False)
+    else:
+        args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from .encoders import MissingExtraError
@@ -512,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
-                    "report": cmd_report}
+                    "report": cmd_report, "bench": cmd_bench}
         commands[args.command](args)
     except (CliError, FilterError, InputError, IndexFormatError, MissingExtraError, FileNotFoundError) as exc:
         print(f"qcy-match: error: {exc}", file=sys.stderr)
