@@ -9,6 +9,7 @@ corpus has), raw FAISS HNSW with an ID selector, and milvus-lite (pymilvus, loca
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import tempfile
 import time
@@ -37,11 +38,12 @@ def _short(found: np.ndarray, kept: int) -> float:
 def filter_sweep(engine: MatchEngine, needs: pd.DataFrame, n_queries: int = 100,
                  milvus_max: int = 200_000) -> dict[str, Any]:
     needs = needs.iloc[:n_queries].reset_index(drop=True)
-    vectors = np.ascontiguousarray(engine.dense_.vectors_, dtype=np.float32)
+    vectors = np.ascontiguousarray(engine.vectors(), dtype=np.float32)
     titles = needs["title"].astype(str).tolist()
     q_vecs = engine.encoder_.encode(titles, [engine.tokenizer_.tokenize(t) for t in titles])
+    # The same engine over the same snapshot, but with an exact dense index: the truth for the fused top-10.
     exact_engine = copy.copy(engine)
-    exact_engine.dense_ = DenseIndex("numpy").fit(vectors)
+    exact_engine._snap = dataclasses.replace(engine._snap, dense=DenseIndex("numpy").fit(vectors))
     t0 = time.perf_counter()
     hnsw = engine.dense_ if engine.dense_.kind_ == "hnsw" else DenseIndex("hnsw").fit(vectors)
     hnsw_build = time.perf_counter() - t0 if hnsw is not engine.dense_ else 0.0

@@ -73,7 +73,7 @@ def raw_anchors(engine: MatchEngine, needs: pd.DataFrame, repeat: int) -> dict[s
     from qcy_match.topk import top_k
 
     tok = engine.tokenizer_
-    vectors = np.ascontiguousarray(engine.dense_.vectors_, dtype=np.float32)
+    vectors = np.ascontiguousarray(engine.vectors(), dtype=np.float32)
     titles = needs["title"].astype(str).tolist()
     texts = [f"{t} {' '.join(k)} {d}" for t, k, d in zip(needs["title"], needs["keywords"], needs["description"],
                                                           strict=True)]

@@ -245,7 +245,7 @@ class MatchEngine:
             raise ValueError("k must be at least 1")
         recs, rejects = self._queries(queries)
         st = self._snap  # one snapshot for the whole batch, whatever writers do meanwhile
-        keep = filt.mask(st.records, filt.parse([filters] if isinstance(filters, str) else filters))
+        keep = st.filters.mask(filt.parse([filters] if isinstance(filters, str) else filters))
         out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
         out.rejected = rejects  # type: ignore[attr-defined]
         return out

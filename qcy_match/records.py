@@ -89,7 +89,8 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame,
     Output columns: the fields of :data:`FIELDS` (``industry`` and ``keywords`` as lists, ``industry`` as canonical
     codes), ``region_city`` and ``region_group``, then every other input column as metadata.
     """
-    df = raw.rename(columns=canonical_columns(raw.columns))
+    mapping = {k: v for k, v in canonical_columns(raw.columns).items() if k != v}
+    df = raw.rename(columns=mapping) if mapping else raw
     if "_row" not in df.columns:
         df.insert(0, "_row", range(1, len(df) + 1))
     rejects: list[Rejection] = []
@@ -133,16 +134,23 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame,
         titles.append(title)
         descs.append(desc)
         codes.append(row_codes)
-    out = df.iloc[keep].reset_index(drop=True)
-    out["id"], out["title"], out["description"], out["industry"] = ids, titles, descs, codes
-    out["keywords"] = [[normalize(k) for k in _as_list(v)] for v in out.get("keywords", pd.Series([None] * len(out)))]
+    # Columns are built as lists and framed once: per-column assignment costs more than validating a single query.
+    taken = np.asarray(keep, dtype=np.int64)
+
+    def column(name: str) -> list[Any]:
+        return df[name].to_numpy(dtype=object)[taken].tolist() if name in df.columns else [None] * len(keep)
+
+    values: dict[str, Any] = {"id": ids, "title": titles, "description": descs, "industry": codes,
+                              "keywords": [[normalize(k) for k in _as_list(v)] for v in column("keywords")]}
     for field in ("region", "maturity", "transfer_mode"):
-        out[field] = [normalize(v) for v in out[field]] if field in out else ""
-    located = [regions.locate(r) for r in out["region"]]
-    out["region_city"] = [c for c, _ in located]
-    out["region_group"] = [g for _, g in located]
-    meta = [c for c in out.columns if c not in FIELDS and c not in DERIVED and c != "_row"]
-    out = out[["_row", *FIELDS, "region_city", "region_group", *meta]]
+        values[field] = [normalize(v) for v in column(field)] if field in df.columns else [""] * len(keep)
+    located = [regions.locate(r) for r in values["region"]]
+    data: dict[str, Any] = {"_row": column("_row"), **{f: values[f] for f in FIELDS},
+                            "region_city": [c for c, _ in located], "region_group": [g for _, g in located]}
+    for c in df.columns:
+        if c not in FIELDS and c not in DERIVED and c != "_row":
+            data[c] = df[c].iloc[taken].reset_index(drop=True)
+    out = pd.DataFrame(data)
     if rejects:
         logger.warning("%s: %d of %d rows rejected", source, len(rejects), len(df))
     return out, rejects

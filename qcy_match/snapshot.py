@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .filters import FilterIndex
 from .index import DenseIndex
 from .sparse import SparseIndex
 
@@ -51,6 +52,11 @@ class Snapshot:
         out = np.full(len(self.dense), -1, np.int64)
         out[self.live] = np.arange(len(self.live))
         return out
+
+    @cached_property
+    def filters(self) -> FilterIndex:
+        """Filter masks over the live records, grouped by distinct value and cached (see FilterIndex)."""
+        return FilterIndex(self.records)
 
     @cached_property
     def id_index(self) -> pd.Index:
