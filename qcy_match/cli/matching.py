@@ -1,0 +1,208 @@
+"""``index`` (build or update), ``match`` (in memory or streamed and resumable) and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .classify import _classify_missing
+from .common import CliError, _config, _finish_rejects, _load, _progress, _rejects_path
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    """Build and save an index."""
+    from ..engine import MatchEngine
+
+    if args.update or args.delete or args.index:
+        return cmd_index_update(args)
+    if not (args.achievements or args.needs) or not args.out:
+        raise CliError("give --achievements FILE (or --needs FILE) and --out DIR to build an index, or --index DIR "
+                       "with --update FILE / --delete IDS to change one")
+    rejects: list[Any] = []
+    path = args.achievements or args.needs
+    side = "achievements" if args.achievements else "needs"
+    t0 = time.time()
+    records = _load(path, rejects)
+    if args.classify_missing:
+        records = _classify_missing(args, records)
+    report = _finish_rejects(args, rejects, args.out.with_name(args.out.name + ".index"))
+    engine = MatchEngine(_config(args)).index(records, side=side, show_progress=_progress(args))
+    engine.save(args.out)
+    print(f"indexed {len(engine)} {side} from {path} → {args.out} ({engine.dense_.kind_}, "
+          f"{time.time() - t0:.1f} s); {report}", file=sys.stderr)
+
+
+def cmd_match(args: argparse.Namespace) -> None:
+    """Match one file against an index or another file and write the table in chunks."""
+    from ..engine import MatchEngine
+    from ..filters import parse
+    from ..io import table_format, write_table
+
+    if args.top_k < 1:
+        raise CliError("--top-k must be at least 1")
+    if args.index and args.direction == "needs" and table_format(args.out) in ("csv", "tsv", "jsonl"):
+        return cmd_match_stream(args)
+    if args.resume:
+        raise CliError("--resume needs --index DIR, --direction needs and a CSV/TSV/JSONL --out (the streamed mode)")
+    fmt = table_format(args.out)
+    filters = parse(args.filter)
+    rejects: list[Any] = []
+    t0 = time.time()
+    corpus_side = "achievements" if args.direction == "needs" else "needs"
+    show = _progress(args)
+    if args.index:
+        engine = MatchEngine.load(args.index)
+        if engine.side_ != "achievements":
+            raise CliError(f"{args.index} is an index of {engine.side_}; 'match --index' needs an index of "
+                           "achievements (build it with 'qcy-match index --achievements FILE')")
+        if corpus_side == "achievements":
+            queries = _load(args.needs, rejects)
+        else:
+            # The index holds the query side: its records are the queries, the needs file is searched.
+            queries = engine.records_
+            engine = MatchEngine(engine.config).index(_load(args.needs, rejects), side="needs", show_progress=show)
+    else:
+        achievements = _load(args.achievements, rejects)
+        needs = _load(args.needs, rejects)
+        corpus, queries = (achievements, needs) if corpus_side == "achievements" else (needs, achievements)
+        engine = MatchEngine(_config(args)).index(corpus, side=corpus_side, show_progress=show)
+    report = _finish_rejects(args, rejects, args.out)
+    streamed = fmt in ("csv", "tsv", "jsonl", "json")  # appendable formats are written chunk by chunk
+    chunk = 2000 if streamed else max(1, len(queries))
+    if args.out.exists():
+        args.out.unlink()
+    rows = 0
+    frames = []
+    for start in range(0, len(queries), chunk):
+        part = queries.iloc[start:start + chunk].reset_index(drop=True)
+        frame = engine.match(part, k=args.top_k, filters=filters, show_progress=show).to_frame(part,
+                                                                                               engine.records_)
+        rows += len(frame)
+        if len(frame) == 0:
+            continue
+        if streamed:
+            write_table(frame, args.out, append=start > 0)
+        else:
+            frames.append(frame)
+    if frames:
+        import pandas as pd
+
+        write_table(pd.concat(frames, ignore_index=True), args.out)
+    if not args.out.exists():
+        write_table(_empty_frame(args.direction), args.out)
+    print(f"matched {len(queries)} {args.direction} against {len(engine)} {corpus_side}: {rows} rows → {args.out} "
+          f"({time.time() - t0:.1f} s); {report}", file=sys.stderr)
+
+
+def _empty_frame(direction: str) -> Any:
+    import pandas as pd
+
+    first, second = ("need_id", "achievement_id") if direction == "needs" else ("achievement_id", "need_id")
+    return pd.DataFrame(columns=[first, second, "rank", "score"])
+
+
+# ---- live updates (issue 6) ------------------------------------------------------------------------------------
+def _add_update_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live updates (change an existing index without a rebuild)")
+    g.add_argument("--index", type=Path, help="existing index directory to update (written back unless --out)")
+    g.add_argument("--update", type=Path, metavar="FILE",
+                   help="records to add; a record whose id is indexed replaces it (upsert)")
+    g.add_argument("--delete", metavar="IDS", help="ids to delete: 'A1,A2' or @FILE (one id per line)")
+
+
+def _delete_ids(spec: str) -> list[str]:
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        if not path.is_file():
+            raise CliError(f"--delete {spec}: no such file")
+        text = path.read_text(encoding="utf-8-sig")
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return [i.strip() for i in spec.split(",") if i.strip()]
+
+
+def cmd_index_update(args: argparse.Namespace) -> None:
+    """Upsert and delete records of a saved index, then save it atomically."""
+    from ..engine import MatchEngine
+
+    if not args.index:
+        raise CliError("--update and --delete need --index DIR (the index to change)")
+    if not (args.update or args.delete):
+        raise CliError("--index DIR needs --update FILE and/or --delete IDS")
+    if args.achievements or args.needs:
+        raise CliError("--update/--delete change an existing index; do not give --achievements/--needs")
+    t0 = time.time()
+    engine = MatchEngine.load(args.index)
+    out = args.out or args.index
+    rejects: list[Any] = []
+    notes = []
+    if args.delete:
+        ids = _delete_ids(args.delete)
+        res = engine.delete(ids)
+        notes.append(f"deleted {len(res.deleted)}")
+        if res.missing:
+            notes.append(f"{len(res.missing)} ids to delete were not indexed: {', '.join(res.missing[:5])}")
+    if args.update:
+        res = engine.upsert(_load(args.update, rejects), show_progress=_progress(args))
+        rejects.extend(res.rejected)
+        notes.append(f"added {len(res.added)}, replaced {len(res.replaced)}")
+    report = _finish_rejects(args, rejects, out.with_name(out.name + ".index"))
+    engine.save(out)
+    print(f"updated {args.index} → {out}: {'; '.join(notes)}; {len(engine)} records ({time.time() - t0:.1f} s); "
+          f"{report}", file=sys.stderr)
+
+
+# ---- streamed, resumable matching (issue 6) --------------------------------------------------------------------
+def _add_stream_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("big files (with --index: needs are read and written in chunks)")
+    g.add_argument("--chunk-rows", type=int, default=2000, help="needs per chunk (default 2000)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: keep the chunks already written to --out, match the rest")
+
+
+def cmd_match_stream(args: argparse.Namespace) -> None:
+    """Match a needs file of any size against a saved index, chunk by chunk, resumable."""
+    from tqdm.auto import tqdm
+
+    from ..engine import MatchEngine
+    from ..filters import parse
+    from ..stream import match_file
+
+    parse(args.filter)  # refuse bad filters before any work
+    if args.chunk_rows < 1:
+        raise CliError("--chunk-rows must be at least 1")
+    t0 = time.time()
+    engine = MatchEngine.load(args.index)
+    if engine.side_ != "achievements":
+        raise CliError(f"{args.index} is an index of {engine.side_}; 'match --index' needs an index of "
+                       "achievements (build it with 'qcy-match index --achievements FILE')")
+    if args.strict:
+        from ..stream import validate_file
+
+        _finish_rejects(args, validate_file(args.needs), args.out)  # raises before any output is written
+    with tqdm(desc="match", unit="need", disable=not _progress(args)) as bar:
+        res = match_file(engine, args.needs, args.out, k=args.top_k, filters=args.filter, chunk_rows=args.chunk_rows,
+                         resume=args.resume, progress=bar.update)  # type: ignore[arg-type]
+    if not args.out.exists():
+        from ..io import write_table
+
+        write_table(_empty_frame(args.direction), args.out)
+    report = _finish_rejects(args, res.rejected, args.out)
+    if res.valid == 0:
+        raise CliError(f"{args.needs}: no usable rows ({len(res.rejected)} rejected; see the rejected-rows report)")
+    resumed = f", resumed after {res.skipped_chunks} chunks" if args.resume else ""
+    print(f"matched {res.queries} needs against {len(engine)} achievements: {res.rows} rows → {args.out} "
+          f"({time.time() - t0:.1f} s{resumed}); {report}", file=sys.stderr)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Match the demo corpus and print a readable summary."""
+    from ..demo import run_demo
+
+    for name in ("achievements.jsonl", "needs.jsonl"):
+        if not (args.corpus / name).is_file():
+            raise CliError(f"{args.corpus / name} not found; run from the repository root or pass --corpus DIR")
+    run_demo(args.corpus, args.out, _config(args), k=args.top_k, show=args.show, progress=_progress(args),
+             rejects_path=_rejects_path(args, args.out), strict=args.strict)
