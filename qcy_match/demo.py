@@ -10,7 +10,7 @@ from typing import Any
 from .config import EngineConfig
 from .engine import MatchEngine
 from .io import write_table
-from .records import load_records, rejections_frame
+from .records import load_records, report_rejections
 
 
 def run_demo(corpus: Path, out: Path, config: EngineConfig, k: int = 5, show: int = 6, progress: bool = False,
@@ -21,9 +21,7 @@ def run_demo(corpus: Path, out: Path, config: EngineConfig, k: int = 5, show: in
     needs, rej_n = load_records(corpus / "needs.jsonl")
     rejects = rej_a + rej_n
     if rejects_path is not None:
-        write_table(rejections_frame(rejects), rejects_path)
-    if rejects and strict:
-        raise ValueError(f"{len(rejects)} demo rows rejected (see {rejects_path})")
+        report_rejections(rejects, rejects_path, strict)
     engine = MatchEngine(config).index(achievements, show_progress=progress)
     t_index = time.time() - t0
     result = engine.match(needs, k=k, show_progress=progress)

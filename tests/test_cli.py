@@ -353,3 +353,16 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("qcy-match: error:") and "no such index directory" in proc.stderr
+
+
+def test_demo_strict_writes_the_report_then_fails_in_one_line(capsys, tmp_path):
+    corpus = Path(__file__).parent.parent / "corpora"
+    (tmp_path / "achievements.jsonl").write_text((corpus / "achievements.jsonl").read_text(encoding="utf-8"),
+                                                encoding="utf-8")
+    needs = (corpus / "needs.jsonl").read_text(encoding="utf-8").rstrip("\n") + '\n{"id": "x1", "title": ""}\n'
+    (tmp_path / "needs.jsonl").write_text(needs, encoding="utf-8")
+    rc, _, err = run(capsys, "demo", "--corpus", tmp_path, "--out", tmp_path / "m.csv", "--strict")
+    assert_one_line_error(rc, err, 2, "--strict", "1 rows rejected", "field title")
+    report = pd.read_csv(tmp_path / "m.rejected.csv")
+    assert report[["field", "reason"]].values.tolist() == [["title", "missing title"]]
+    assert not (tmp_path / "m.csv").exists()

@@ -73,12 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     from ..filters import FilterError
     from ..io import InputError
     from ..persistence import IndexFormatError
+    from ..records import RejectedRowsError
 
     try:
         commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
                     "report": cmd_report, "bench": cmd_bench}
         commands[args.command](args)
-    except (CliError, FilterError, InputError, IndexFormatError, MissingExtraError, FileNotFoundError) as exc:
+    except (CliError, FilterError, InputError, IndexFormatError, MissingExtraError, RejectedRowsError,
+            FileNotFoundError) as exc:
         print(f"qcy-match: error: {exc}", file=sys.stderr)
         return EXIT_DATA if isinstance(exc, InputError | IndexFormatError) else EXIT_USAGE
     except KeyboardInterrupt:

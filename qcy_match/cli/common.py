@@ -72,12 +72,6 @@ def _rejects_path(args: argparse.Namespace, out: Path) -> Path:
 
 
 def _finish_rejects(args: argparse.Namespace, rejects: list[Any], out: Path) -> str:
-    from ..io import write_table
-    from ..records import rejections_frame
+    from ..records import report_rejections
 
-    path = _rejects_path(args, out)
-    write_table(rejections_frame(rejects), path)
-    if rejects and args.strict:
-        first = "; ".join(f"{r.file} row {r.row} field {r.field}: {r.reason}" for r in rejects[:3])
-        raise CliError(f"--strict: {len(rejects)} rows rejected (report: {path}); first: {first}")
-    return f"{len(rejects)} rejected rows → {path}"
+    return report_rejections(rejects, _rejects_path(args, out), args.strict)
