@@ -316,7 +316,10 @@ class DenseIndex:
             if self.vectors_.dtype == np.float32:
                 self.storage_ = "float32"
             else:
-                self.storage_ = "float16" if index is None or _qtype(index) == "float16" else "sq8"
+                if index is None:  # exact kinds scan the float16 copy whichever compressed storage was asked
+                    self.storage_ = self.storage if self.storage in ("float16", "sq8") else "float16"
+                else:
+                    self.storage_ = "float16" if _qtype(index) == "float16" else "sq8"
                 faiss = _faiss()
 
                 n, d = self.vectors_.shape
