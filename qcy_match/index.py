@@ -78,7 +78,8 @@ class DenseIndex:
         self.kind_ = kind
         storage = self.storage
         if storage == "auto":
-            storage = "float32" if n < self.compress_above else "sq8" if kind == "hnsw" else "float16"
+            # float16 measured as small and as accurate as sq8 (which keeps the float16 copy too) and faster.
+            storage = "float32" if n < self.compress_above else "float16"
         if x.ndim != 2 or not n:
             storage = "float32"  # nothing to compress, and FAISS needs a dimension
         self.storage_ = storage

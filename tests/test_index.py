@@ -449,7 +449,7 @@ def test_compressed_files_that_disagree_are_refused(tmp_path, clustered, built_c
 def test_auto_storage_and_unknown_storage(clustered):
     x, _ = clustered
     assert DenseIndex("auto").fit(x).storage_ == "float32"
-    assert DenseIndex("auto", auto_threshold=100, compress_above=1000).fit(x).storage_ == "sq8"
+    assert DenseIndex("auto", auto_threshold=100, compress_above=1000).fit(x).storage_ == "float16"
     assert DenseIndex("flat", compress_above=1000).fit(x).storage_ == "float16"
     with pytest.raises(ValueError, match="unknown index storage"):
         DenseIndex(storage="int4")
