@@ -359,3 +359,116 @@ def test_fuse_rrf_by_hand():
     np.testing.assert_allclose(fuse(sparse, dense, w, method="rrf"), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="unknown fusion"):
         fuse(sparse, dense, w, method="max")
+
+
+# ---- compressed storage (float16 / sq8) ------------------------------------------------------------------------
+STORAGES = ["float16", "sq8"]
+
+
+@pytest.fixture(scope="module")
+def built_compressed(clustered) -> dict[tuple[str, str, int], DenseIndex]:
+    x, _ = clustered
+    return {(kind, storage, eb): DenseIndex(kind, storage=storage, exact_below=eb).fit(x)
+            for kind in KINDS for storage in STORAGES for eb in (50_000, 0)}
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_compressed_storage_close_to_float32_exact(clustered, built_compressed, kind, storage):
+    x, q = clustered
+    index = built_compressed[(kind, storage, 50_000)]
+    assert index.storage_ == storage and index.vectors_.dtype == np.float16
+    truth, truth_scores = brute(x, q, K)
+    idx, scores = index.search(q, K)
+    # Scores are inner products with the float16-rounded vectors: within 2^-11 relative of the float32 ones.
+    np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", q, x[idx]), atol=5e-4)
+    np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", q, x[idx].astype(np.float16).astype(np.float32)),
+                               atol=1e-5)
+    if kind in ("numpy", "flat"):
+        # Exact over float16: only near-ties (score gaps under the rounding) may swap at the cut-off.
+        assert recall(idx, truth) >= 0.99
+        np.testing.assert_allclose(scores, truth_scores, atol=5e-4)
+    else:
+        assert recall(idx, truth) >= 0.95
+
+
+@pytest.mark.parametrize("exact_below", [50_000, 0], ids=["exact-below-default", "faiss-selector"])
+@pytest.mark.parametrize("kept", MASKS)
+@pytest.mark.parametrize("storage", STORAGES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_compressed_masked_search_stays_inside_and_is_full(clustered, built_compressed, kind, storage, kept,
+                                                           exact_below):
+    x, q = clustered
+    mask = _mask(kept, seed=KINDS.index(kind) * 100 + int(1000 * kept) + 7)
+    want = min(K, int(mask.sum()))
+    idx, scores = built_compressed[(kind, storage, exact_below)].search(q, K, mask=mask)
+    assert (idx[:, :want] >= 0).all() and (idx[:, want:] == -1).all() and np.isneginf(scores[:, want:]).all()
+    assert mask[idx[:, :want]].all()
+    assert (np.diff(scores[:, :want], axis=1) <= 1e-6).all()
+    ref_idx, _ = brute(x, q, K, mask)
+    exact = kind in ("numpy", "flat") or exact_below > 0
+    assert recall(idx[:, :want], ref_idx[:, :want]) >= (0.99 if exact else 0.7)
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_compressed_save_load_roundtrip(tmp_path, clustered, built_compressed, kind, storage):
+    _, q = clustered
+    index = built_compressed[(kind, storage, 50_000)]
+    files = index.save(tmp_path)
+    # A float16 HNSW graph holds the only copy of the vectors.
+    assert ("vectors.npy" in files) == (kind != "hnsw" or storage != "float16")
+    loaded = DenseIndex.load(tmp_path, index.params(), index.kind_)
+    assert loaded.storage_ == storage
+    np.testing.assert_array_equal(loaded.vectors_, index.vectors_)
+    for m in (None, _mask(0.5, seed=9)):
+        a_idx, a_s = index.search(q, K, mask=m)
+        b_idx, b_s = loaded.search(q, K, mask=m)
+        np.testing.assert_array_equal(a_idx, b_idx)
+        np.testing.assert_array_equal(a_s, b_s)
+
+
+def test_compressed_files_that_disagree_are_refused(tmp_path, clustered, built_compressed):
+    x, _ = clustered
+    index = built_compressed[("hnsw", "sq8", 50_000)]
+    index.save(tmp_path)
+    with pytest.raises(ValueError, match="parameters say float32"):
+        DenseIndex.load(tmp_path, {**index.params(), "storage": "float32"}, "hnsw")
+    np.save(tmp_path / "vectors.npy", x)  # float32 vectors beside an 8-bit graph
+    with pytest.raises(ValueError, match="faiss.index is sq8"):
+        DenseIndex.load(tmp_path, {**index.params(), "storage": "auto"}, "hnsw")
+    np.save(tmp_path / "vectors.npy", x[:10].astype(np.float16))
+    with pytest.raises(ValueError, match="disagrees"):
+        DenseIndex.load(tmp_path, index.params(), "hnsw")
+    raw = (tmp_path / "faiss.index").read_bytes()
+    (tmp_path / "faiss.index").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="faiss.index"):
+        DenseIndex.load(tmp_path, index.params(), "hnsw")
+
+
+def test_auto_storage_and_unknown_storage(clustered):
+    x, _ = clustered
+    assert DenseIndex("auto").fit(x).storage_ == "float32"
+    assert DenseIndex("auto", auto_threshold=100, compress_above=1000).fit(x).storage_ == "float16"
+    assert DenseIndex("flat", compress_above=1000).fit(x).storage_ == "float16"
+    with pytest.raises(ValueError, match="unknown index storage"):
+        DenseIndex(storage="int4")
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_compressed_delta_equals_fresh_build(clustered, storage):
+    """Vectors added live are rounded as a fresh build rounds them: same scores, same exact top-k."""
+    x, q = clustered
+    live = DenseIndex("flat", storage=storage).fit(x[:2000]).updated(add=x[2000:]).updated(delete=[5, 2500])
+    alive = np.ones(len(x), bool)
+    alive[[5, 2500]] = False
+    fresh = DenseIndex("flat", storage=storage).fit(x[alive])
+    np.testing.assert_array_equal(live.live_vectors(), fresh.live_vectors())
+    assert live.live_vectors().dtype == np.float32
+    li, ls = live.search(q, K)
+    fi, fs = fresh.search(q, K)
+    np.testing.assert_array_equal(np.flatnonzero(alive)[fi], li)
+    np.testing.assert_allclose(ls, fs, atol=1e-6)
+    compacted = live.compacted()
+    assert compacted.storage_ == storage and len(compacted.delta_) == 0
+    np.testing.assert_array_equal(compacted.vectors_, fresh.vectors_)

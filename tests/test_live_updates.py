@@ -73,11 +73,14 @@ OPS = st.lists(st.one_of(
 ), min_size=1, max_size=6)
 
 
-@pytest.mark.parametrize("kind", ["numpy", "flat", "hnsw", "ivf"])
+@pytest.mark.parametrize(("kind", "storage"), [("numpy", "float32"), ("flat", "float32"), ("hnsw", "float32"),
+                                               ("ivf", "float32"), ("flat", "float16"), ("hnsw", "float16"),
+                                               ("hnsw", "sq8")])
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS, start=st.integers(2, 30))
-def test_property_updates_equal_fresh_build(kind, ops, start, pool, queries, encoder):
-    engine = MatchEngine(EngineConfig(encoder="lsa", index=kind)).index(pool.iloc[:start], encoder=encoder)
+def test_property_updates_equal_fresh_build(kind, storage, ops, start, pool, queries, encoder):
+    config = EngineConfig(encoder="lsa", index=kind, index_params={"storage": storage})
+    engine = MatchEngine(config).index(pool.iloc[:start], encoder=encoder)
     expected = {str(i): r for i, r in zip(pool["id"][:start], range(start), strict=True)}
     for op, picks, changed in ops:
         rows = pool.iloc[sorted(set(picks))]
@@ -127,13 +130,16 @@ def test_new_words_are_searchable_before_any_merge(pool, encoder):
     assert m.explanations[0][0]["shared_keywords"]
 
 
-def test_save_merges_and_load_equals(tmp_path, pool, queries, encoder):
-    engine = MatchEngine(EngineConfig(encoder="lsa", index="hnsw")).index(pool.iloc[:20], encoder=encoder)
+@pytest.mark.parametrize("storage", ["float32", "sq8"])
+def test_save_merges_and_load_equals(tmp_path, pool, queries, encoder, storage):
+    config = EngineConfig(encoder="lsa", index="hnsw", index_params={"storage": storage})
+    engine = MatchEngine(config).index(pool.iloc[:20], encoder=encoder)
     engine.upsert(pool.iloc[15:30])
     engine.delete(pool["id"][:3])
     before = engine.match(queries, k=8, explain_matches=False)
     loaded = MatchEngine.load(engine.save(tmp_path / "idx"))
     assert len(loaded.dense_.delta_) == 0 and loaded.dense_.alive_ is None
+    assert loaded.dense_.storage_ == storage
     after = loaded.match(queries, k=8, explain_matches=False)
     assert (after.ids == before.ids).all()
     np.testing.assert_allclose(after.scores, before.scores, atol=TOL)
