@@ -53,8 +53,22 @@ def recall(found: np.ndarray, truth: np.ndarray, vectors: np.ndarray | None = No
     return float(np.mean(vals)) if vals else 1.0
 
 
+_BUILT: dict[tuple[Any, ...], Any] = {}
+
+
 def faiss_index(vectors: np.ndarray, kind: str, m: int = 32, ef_construction: int = 80, ef_search: int = 128) -> Any:
+    """A raw FAISS index over the vectors; the last one built is reused (a 1M HNSW graph takes minutes to build and
+    the raw-anchor and filter measurements need the same one)."""
+    import hashlib
+
     import faiss
+
+    sample = np.ascontiguousarray(vectors[:: max(1, len(vectors) // 4096)])
+    key = (kind, vectors.shape, m, ef_construction, hashlib.sha1(sample.tobytes()).hexdigest())
+    if key in _BUILT:
+        if kind != "flat":
+            _BUILT[key].hnsw.efSearch = ef_search
+        return _BUILT[key]
 
     d = vectors.shape[1]
     if kind == "flat":
@@ -64,6 +78,9 @@ def faiss_index(vectors: np.ndarray, kind: str, m: int = 32, ef_construction: in
         index.hnsw.efConstruction = ef_construction
         index.hnsw.efSearch = ef_search
     index.add(vectors)
+    for old in [k for k in _BUILT if k[0] == kind]:
+        del _BUILT[old]  # one per kind: the flat and the HNSW index of the current vectors
+    _BUILT[key] = index
     return index
 
 
