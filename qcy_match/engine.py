@@ -18,7 +18,7 @@ from . import __version__, persistence
 from . import filters as filt
 from .config import EngineConfig
 from .encoders import Encoder, load_encoder, make_encoder
-from .explain import explain
+from .explain import EXPLAIN_FIELDS, explain
 from .fusion import fuse
 from .index import DenseIndex
 from .io import Rejection
@@ -260,6 +260,7 @@ class MatchEngine:
         pool = max(self.config.candidates, k)
         texts = self._texts(recs)
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
+        doc_fields = st.explain_fields if explain_matches else {}
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
             # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
@@ -267,15 +268,18 @@ class MatchEngine:
             q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
             q_vecs = self.encoder_.encode(*self._dense_input(recs.iloc[chunk], texts[chunk], q_tokens))
             d_idx, _ = st.dense.search(q_vecs, pool, mask)
+            if explain_matches:
+                q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
             for j, toks in enumerate(q_tokens):
                 i = start + j
                 row = self._match_one(st, toks, q_vecs[j], d_idx[j], pool, k, mask)
                 m = len(row[0])
                 idx[i, :m], scores[i, :m] = row[0], row[1]
                 if explain_matches:
-                    q = {str(c): v for c, v in recs.iloc[i].items()}
-                    expl[i] = [explain(q, st.records.iloc[d].to_dict(), toks, st.tokens[d], st.sparse.idf_, sig,
-                                       self.config.n_keywords) for d, sig in zip(row[0], row[2], strict=True)]
+                    q = {c: v[j] for c, v in q_fields.items()}
+                    expl[i] = [explain(q, {c: v[d] for c, v in doc_fields.items()}, toks, st.tokens[d],
+                                       st.sparse.idf_, sig, self.config.n_keywords)
+                               for d, sig in zip(row[0], row[2], strict=True)]
             bar.update(chunk.stop - chunk.start)
         bar.close()
         ids = np.where(idx >= 0, st.ids[np.maximum(idx, 0)], np.array(None, dtype=object))

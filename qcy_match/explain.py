@@ -7,6 +7,9 @@ from typing import Any
 
 from . import taxonomy
 
+# The record fields an explanation reads (besides tokens).
+EXPLAIN_FIELDS = ("industry", "region_city", "region_group")
+
 
 def shared_keywords(query_tokens: list[str], doc_tokens: list[str], idf: Mapping[str, float],
                     n: int = 5) -> list[tuple[str, float]]:

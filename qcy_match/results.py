@@ -35,36 +35,43 @@ class Matches:
         """One row per match: query id, result id, 1-based rank, score, explanation fields, echoed metadata."""
         q_label = LABEL[self.query_side]
         r_label = LABEL[SIDES[1 - SIDES.index(self.query_side)]]
-        rows: list[dict[str, Any]] = []
-        q_meta = _metadata(queries)
-        r_meta = _metadata(corpus)
-        for i, qid in enumerate(self.query_ids):
-            for j in range(self.indices.shape[1]):
-                doc = int(self.indices[i, j])
-                if doc < 0:
-                    break
-                row: dict[str, Any] = {f"{q_label}_id": qid, f"{r_label}_id": self.ids[i, j], "rank": j + 1,
-                                       "score": round(float(self.scores[i, j]), 6)}
-                if queries is not None:
-                    row[f"{q_label}_title"] = queries.iloc[i]["title"]
-                if corpus is not None:
-                    row[f"{r_label}_title"] = corpus.iloc[doc]["title"]
-                if self.explanations:
-                    row.update(flatten(self.explanations[i][j]))
-                if corpus is not None:
-                    rec = corpus.iloc[doc]
-                    for col in ("industry", "region", "maturity", "transfer_mode", *r_meta):
-                        row[f"{r_label}_{col}"] = _cell(rec[col])
-                if queries is not None:
-                    rec = queries.iloc[i]
-                    for col in q_meta:
-                        row[f"{q_label}_{col}"] = _cell(rec[col])
-                rows.append(row)
-        df = pd.DataFrame(rows)
+        # Rows are padded at the end, so the kept cells in row-major order are each query's matches by rank.
+        qi, rj = np.nonzero(self.indices >= 0)
+        if len(qi) == 0:
+            return pd.DataFrame()
+        doc = self.indices[qi, rj]
+        cols: dict[str, Any] = {f"{q_label}_id": np.asarray(self.query_ids, dtype=object)[qi],
+                                f"{r_label}_id": self.ids[qi, rj], "rank": rj + 1,
+                                "score": np.round(self.scores[qi, rj].astype(np.float64), 6)}
+        if queries is not None:
+            cols[f"{q_label}_title"] = _take(queries["title"], qi)
+        if corpus is not None:
+            cols[f"{r_label}_title"] = _take(corpus["title"], doc)
+        df = pd.DataFrame(cols)
+        if self.explanations:
+            expl = pd.DataFrame([flatten(self.explanations[i][j]) for i, j in zip(qi, rj, strict=True)])
+            df = pd.concat([df, expl], axis=1)
+        extra: dict[str, Any] = {}
+        if corpus is not None:
+            for col in ("industry", "region", "maturity", "transfer_mode", *_metadata(corpus)):
+                extra[f"{r_label}_{col}"] = _take(corpus[col], doc)
+        if queries is not None:
+            for col in _metadata(queries):
+                extra[f"{q_label}_{col}"] = _take(queries[col], qi)
+        if extra:
+            df = pd.concat([df, pd.DataFrame(extra)], axis=1)
         for col in ("bm25_rank", "dense_rank"):
             if col in df:
                 df[col] = df[col].astype("Int64")  # None means "not in that signal's candidate list"
         return df
+
+
+def _take(column: pd.Series, rows: np.ndarray) -> pd.Series:
+    """Cells of ``rows`` as table cells (lists joined with ';'), keeping the column's dtype otherwise."""
+    out = column.take(rows).reset_index(drop=True)
+    if out.dtype == object:
+        out = pd.Series([_cell(v) for v in out], dtype=object).infer_objects()
+    return out
 
 
 def _metadata(df: pd.DataFrame | None) -> list[str]:
