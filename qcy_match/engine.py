@@ -342,7 +342,7 @@ class MatchEngine:
         try:
             self = cls(EngineConfig.from_dict(manifest["config"]))
             recs = pd.read_parquet(root / "records.parquet")
-            tokens = [list(t) for t in recs.pop("_tokens")]
+            tokens = [list(t) for t in recs.pop("_tokens")]  # pyarrow shares equal strings, as interning does
             for col in ("industry", "keywords"):
                 recs[col] = [list(v) for v in recs[col]]
             self.side_ = manifest["side"]

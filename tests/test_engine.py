@@ -487,3 +487,14 @@ def test_unverified_load_of_a_damaged_file_is_still_an_index_error(saved, tmp_pa
     (copy / "bm25_vocab.json").write_text("[]", encoding="utf-8")  # wrong size too, so size check catches it
     with pytest.raises(IndexFormatError):
         MatchEngine.load(copy, verify=False)
+
+
+def test_loaded_tokens_are_shared_objects(tmp_path, achievements):
+    engine = MatchEngine(EngineConfig(encoder="lsa")).index(achievements)
+    engine.save(tmp_path / "idx")
+    loaded = MatchEngine.load(tmp_path / "idx")
+    assert loaded.tokens_ == engine.tokens_
+    seen: dict[str, str] = {}
+    for doc in loaded.tokens_:
+        for t in doc:
+            assert seen.setdefault(t, t) is t

@@ -158,3 +158,11 @@ def test_tokenizer_is_thread_safe_on_first_use(tok):
     for t in threads:
         t.join()
     assert all(results[i] == expected for i in range(8))
+
+
+def test_tokens_are_shared_objects_so_big_indexes_hold_one_copy_per_word(tok):
+    a = tok.tokenize("集成电路封装测试")
+    b = tok.tokenize("先进集成电路设计")
+    word = "".join(["电", "路"])  # built at run time, so not the literal's object
+    assert word in a and word in b
+    assert a[a.index(word)] is b[b.index(word)]
