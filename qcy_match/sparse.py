@@ -93,6 +93,7 @@ class SparseIndex:
         self.df_ = np.diff(self.main_.indptr).astype(np.int64)
         self.n_docs_ = len(corpus_tokens)
         self.total_len_ = float(self.main_.lengths.sum(dtype=np.float64))
+        self.__dict__.pop("_weight_cache", None)
         return self
 
     def updated(self, add: list[list[str]] | None = None, delete: np.ndarray | list[int] | None = None
@@ -144,23 +145,38 @@ class SparseIndex:
         """IDF per term under the live statistics."""
         return _IdfView(self)
 
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per posting tf / (tf + k1·(1 - b + b·dl/avgdl)) of each segment, computed once per instance.
+
+        Instances never change (updates make new ones), so the statistics these read are fixed; caching them turns
+        a query's work into one scaled gather-add per query term instead of a pass over every document length.
+        """
+        cached: tuple[np.ndarray, np.ndarray] | None = self.__dict__.get("_weight_cache")
+        if cached is None:
+            avgdl = np.float32(self.total_len_ / self.n_docs_) if self.n_docs_ else np.float32(1)
+            k1, b = np.float32(self.k1), np.float32(self.b)
+            parts = []
+            for seg in (self.main_, self.delta_):
+                norm = k1 * ((np.float32(1) - b) + b * seg.lengths / avgdl)
+                parts.append(seg.tf / (norm[seg.docs] + seg.tf))
+            cached = (parts[0], parts[1])
+            self.__dict__["_weight_cache"] = cached
+        return cached
+
     def scores(self, tokens: list[str]) -> np.ndarray:
         """BM25 score of every position for one query (zeros for unknown tokens and deleted positions)."""
         out = np.zeros(len(self), dtype=np.float32)
         terms = [t for t in (self._term(w) for w in tokens) if t is not None]
         if not terms or self.n_docs_ == 0:
             return out
-        avgdl = np.float32(self.total_len_ / self.n_docs_)
-        k1, b = np.float32(self.k1), np.float32(self.b)
         offset = 0
-        for seg in (self.main_, self.delta_):
+        for seg, weight in zip((self.main_, self.delta_), self._weights(), strict=True):
             if len(seg):
-                norm = k1 * ((np.float32(1) - b) + b * seg.lengths / avgdl)
                 part = out[offset:offset + len(seg)]
                 for t in terms:
-                    docs, tf = seg.postings(t)
-                    if len(docs):
-                        part[docs] += np.float32(self._idf(int(self.df_[t]))) * (tf / (norm[docs] + tf))
+                    a, z = (seg.indptr[t], seg.indptr[t + 1]) if t + 1 < len(seg.indptr) else (0, 0)
+                    if z > a:
+                        part[seg.docs[a:z]] += np.float32(self._idf(int(self.df_[t]))) * weight[a:z]
             offset += len(seg)
         if self.alive_ is not None:
             out[~self.alive_] = 0.0
