@@ -142,32 +142,32 @@ def test_load_refuses_file_names_leaving_the_directory(small_index, name):
         MatchEngine.load(path)
 
 
-def test_load_refuses_arrays_that_disagree(small_index):
-    """Files swapped in from another index, with a manifest rewritten to match, are still caught."""
-    from qcy_match.persistence import sha256
-
-    path, _ = small_index
+def _replace_and_resign(path, name, array, allow_pickle=False):
+    """Write ``array`` as ``name`` and rewrite the manifest's checksum for it, as a tamperer would."""
     import numpy as np
 
-    np.save(path / "bm25_doclen.npy", np.ones(3, np.float32), allow_pickle=False)
+    from qcy_match.persistence import sha256
+
+    np.save(path / name, array, allow_pickle=allow_pickle)
     m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    f = path / "bm25_doclen.npy"
-    m["files"]["bm25_doclen.npy"] = {"sha256": sha256(f), "bytes": f.stat().st_size}
+    m["files"][name] = {"sha256": sha256(path / name), "bytes": (path / name).stat().st_size}
     (path / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+
+
+def test_load_refuses_arrays_that_disagree(small_index):
+    """Files swapped in from another index, with a manifest rewritten to match, are still caught."""
+    import numpy as np
+
+    path, _ = small_index
+    _replace_and_resign(path, "bm25_doclen.npy", np.ones(3, np.float32))
     with pytest.raises(IndexFormatError, match="BM25 arrays disagree"):
         MatchEngine.load(path)
 
 
 def test_npy_with_pickled_objects_is_refused(small_index):
-    from qcy_match.persistence import sha256
-
-    path, _ = small_index
     import numpy as np
 
-    np.save(path / "vectors.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    m = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    f = path / "vectors.npy"
-    m["files"]["vectors.npy"] = {"sha256": sha256(f), "bytes": f.stat().st_size}
-    (path / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    path, _ = small_index
+    _replace_and_resign(path, "vectors.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(IndexFormatError, match="incomplete or inconsistent"):
         MatchEngine.load(path)
