@@ -9,18 +9,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import resource
 import time
-
-import psutil
 
 from qcy_match import EngineConfig, MatchEngine
 
 from . import synth
-
-
-def rss_mib() -> float:
-    return float(psutil.Process().memory_info().rss) / 2**20
+from .speed import peak_rss_mib, rss_mib
 
 
 def main() -> None:
@@ -38,7 +32,7 @@ def main() -> None:
     gc.collect()
     print(json.dumps({"n": args.n, "encoder": args.encoder, "index": engine.dense_.kind_,
                       "rss_with_input_mib": round(with_input), "rss_after_build_mib": round(rss_mib()),
-                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "peak_rss_mib": round(peak_rss_mib()),
                       "build_s": round(build_s)}))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,7 @@ import numpy as np
 
 from qcy_match.index import DenseIndex
 
-
-def rss_mib() -> float:
-    import psutil
-
-    return float(psutil.Process().memory_info().rss) / 2**20
+from .speed import peak_rss_mib, rss_mib
 
 
 def clustered(n: int, d: int, seed: int, noise: float, rank: int = 48) -> np.ndarray:
@@ -78,7 +73,7 @@ def run(n: int, storage: str, d: int, n_queries: int, ef_search: int, seed: int,
     out: dict[str, Any] = {"n": n, "d": d, "noise": noise, "storage": index.storage_, "ef_search": ef_search,
                            "build_s": build_s,
                            "index_rss_mib": rss1 - rss0, "rss_after_build_mib": rss1, "rss_without_input_mib":
-                           rss_mib(), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                           rss_mib(), "peak_rss_mib": peak_rss_mib()}
     out["recall@10"] = recall(index.search(q, 10)[0], truth)
     out["recall@10_filtered"] = {name: recall(index.search(q, 10, m)[0], truth_m[name]) for name, m in masks.items()}
     out["p50_ms"] = {f"top{k}_{name}": p50_ms(index, q[:100], k, m)

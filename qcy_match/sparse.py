@@ -43,11 +43,11 @@ class _Segment:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+    def span(self, term: int) -> tuple[int, int]:
+        """Where a term's postings lie in ``docs`` / ``tf`` (empty for terms added after this segment was built)."""
         if term + 1 >= len(self.indptr):
-            return self.docs[:0], self.tf[:0]
-        a, b = self.indptr[term], self.indptr[term + 1]
-        return self.docs[a:b], self.tf[a:b]
+            return 0, 0
+        return int(self.indptr[term]), int(self.indptr[term + 1])
 
 
 class _IdfView(Mapping[str, float]):
@@ -174,7 +174,7 @@ class SparseIndex:
             if len(seg):
                 part = out[offset:offset + len(seg)]
                 for t in terms:
-                    a, z = (seg.indptr[t], seg.indptr[t + 1]) if t + 1 < len(seg.indptr) else (0, 0)
+                    a, z = seg.span(t)
                     if z > a:
                         part[seg.docs[a:z]] += np.float32(self._idf(int(self.df_[t]))) * weight[a:z]
             offset += len(seg)
