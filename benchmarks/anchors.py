@@ -1,7 +1,7 @@
 """Searchers compared in one run: qcy_match variants and the anchors (other libraries on the same data).
 
 Every searcher is built over a corpus DataFrame and answers ``search(queries, k, filters)`` with ranked corpus ids;
-filters are turned into a mask by ``qcy_match.filters.mask`` for every searcher, so all see the same candidates.
+filters are turned into a mask by ``qcy_match.filters.FilterIndex`` for every searcher, so all see the same candidates.
 Anchors are optional (the ``[bench]`` extra); :func:`available` says which ones import here and why not.
 """
 
@@ -66,12 +66,13 @@ class ScoreSearcher(Searcher):
         self.records, _ = from_any(corpus)
         self.ids = self.records["id"].astype(str).to_numpy(dtype=object)
         self.texts = text_of(self.records)
+        self.filter_index = qfilters.FilterIndex(self.records)
 
     def scores(self, text: str) -> np.ndarray:
         raise NotImplementedError
 
     def search(self, queries: pd.DataFrame, k: int, filters: dict[str, list[str]] | None = None) -> list[list[str]]:
-        keep = qfilters.mask(self.records, filters or {})
+        keep = self.filter_index.mask(filters or {})
         out = []
         for text in text_of(from_any(queries)[0]):
             s = np.asarray(self.scores(text), dtype=np.float64)

@@ -156,9 +156,14 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame,
     return out, rejects
 
 
-def load_records(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[Rejection]]:
-    """Read a file of achievements or needs and validate it; see :func:`prepare`."""
+def load_records(path: str | os.PathLike[str], ids_from_rows: bool = False
+                 ) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Read a file of achievements or needs and validate it; see :func:`prepare`. With ``ids_from_rows``, a file
+    without an id column (a labelled TSV of titles, say) gets each row's number as its id instead of being rejected.
+    """
     raw, read_rejects = read_table(path)
+    if ids_from_rows and "id" not in canonical_columns(raw.columns).values():
+        raw.insert(0, "id", [str(r) for r in (raw["_row"] if "_row" in raw else range(1, len(raw) + 1))])
     records, rejects = prepare(raw, str(path))
     return records, read_rejects + rejects
 

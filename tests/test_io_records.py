@@ -385,3 +385,13 @@ def test_escape_formula_only_touches_strings():
     assert escape_formula(-3) == -3
     assert escape_formula(None) is None
     assert escape_formula("") == ""
+
+
+def test_rows_without_ids_get_their_row_numbers_only_when_asked(tmp_path):
+    path = tmp_path / "labelled.tsv"
+    path.write_text("title\tcategory\n锂离子电池正极材料\t工学\n\t农学\n小麦抗旱品种选育\t农学\n", encoding="utf-8")
+    strict, rejected = load_records(path)
+    assert len(strict) == 0 and {r.field for r in rejected} == {"id"}
+    records, rejected = load_records(path, ids_from_rows=True)
+    assert records["id"].tolist() == ["1", "3"] == records["_row"].astype(str).tolist()
+    assert [(r.row, r.field) for r in rejected] == [(2, "title")]

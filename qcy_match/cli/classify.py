@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, _add_input_options, _finish_rejects
+from .common import CliError, _add_input_options, _finish_rejects, _load
 
 
 # ---- classification (issue 4) -------------------------------------------------------------------------------
@@ -40,28 +40,12 @@ def _add_classify_parser(sub: Any) -> None:
     _add_input_options(p)
 
 
-def _with_ids(path: Path, rejects: list[Any]) -> Any:
-    """Records of a file; rows get their row number as id when the file has no id column (e.g. a CSL TSV)."""
-    from ..io import read_table
-    from ..records import canonical_columns, prepare
-
-    raw, rej = read_table(path)
-    rejects.extend(rej)
-    if "id" not in canonical_columns(raw.columns).values():
-        raw.insert(0, "id", [str(r) for r in (raw["_row"] if "_row" in raw else range(1, len(raw) + 1))])
-    records, rej = prepare(raw, str(path))
-    rejects.extend(rej)
-    if len(records) == 0:
-        raise CliError(f"{path}: no usable rows ({len(rejects)} rejected; see the rejected-rows report)")
-    return records
-
-
 def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
     from ..classify import TextClassifier
     from ..io import Rejection
     from ..records import text_of
 
-    records = _with_ids(args.train, rejects)
+    records = _load(args.train, rejects, ids_from_rows=True)
     col = args.label_column
     if col not in records.columns:
         raise CliError(f"{args.train}: no label column {col!r} (columns: {', '.join(map(str, records.columns))})")
@@ -116,7 +100,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
             model = ZeroShotClassifier(args.level, domain_dict=not args.no_domain_dict)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
-    records = _with_ids(args.input, rejects)
+    records = _load(args.input, rejects, ids_from_rows=True)
     frame = model.predict(records, k=args.top_k).to_frame()
     report = _finish_rejects(args, rejects, args.out)
     write_table(frame, args.out)

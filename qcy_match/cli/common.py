@@ -57,10 +57,10 @@ def _progress(args: argparse.Namespace) -> bool:
     return bool(sys.stderr.isatty()) if args.progress is None else bool(args.progress)
 
 
-def _load(path: Path, rejects: list[Any]) -> Any:
+def _load(path: Path, rejects: list[Any], ids_from_rows: bool = False) -> Any:
     from ..records import load_records
 
-    records, rej = load_records(path)
+    records, rej = load_records(path, ids_from_rows)
     rejects.extend(rej)
     if len(records) == 0:
         raise CliError(f"{path}: no usable rows ({len(rej)} rejected; see the rejected-rows report)")
