@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from qcy_match import chains, filters, taxonomy
-from qcy_match.classify import TextClassifier, expected_calibration_error, fill_missing_industry
+from qcy_match.classify import C_GRID, TextClassifier, expected_calibration_error, fill_missing_industry
 from qcy_match.cli import main
 from qcy_match.persistence import IndexFormatError
 from qcy_match.zeroshot import ZeroShotClassifier
@@ -152,11 +152,19 @@ def test_dense_part_is_saved_as_arrays_and_lexical_model_round_trips(tmp_path):
     lexical.save(tmp_path / "lexical")
     assert not list((tmp_path / "lexical").glob("kernel_*"))
     again = TextClassifier.load(tmp_path / "lexical")
-    assert again.kernel_ is None
+    assert again.kernel_ is None and again.C_ == lexical.C_ in C_GRID
     a, b = lexical.predict(probe), again.predict(probe)
     assert (a.labels == b.labels).all() and np.allclose(a.confidence, b.confidence)
     # the kernel SVM changes the scores, so the two models must not agree to the last digit
     assert not np.allclose(dense.predict(probe).confidence, a.confidence)
+
+
+def test_c_is_chosen_by_held_out_accuracy_unless_given():
+    texts, labels = zip(*(TRAIN * 2), strict=True)
+    fixed = TextClassifier(C=2.0, min_df=1, calibration_folds=3, dense=None).fit(list(texts), list(labels))
+    assert fixed.C_ == 2.0
+    auto = TextClassifier(min_df=1, calibration_folds=3, dense=None).fit(list(texts), list(labels))
+    assert auto.C_ in C_GRID and auto.cv_accuracy_ > 0.6
 
 
 def test_unknown_dense_encoder_is_refused():
