@@ -319,7 +319,7 @@ class TextClassifier:
             self.classes_ = np.array(manifest["classes"], dtype=object)
             self.temperature_ = float(manifest["temperature"])
             self.lexical_temperature_ = float(manifest.get("lexical_temperature", 1.0))
-            self.C_ = manifest.get("chosen_C", self.C)
+            self.C_ = float(manifest.get("chosen_C") or self.C or 0.5)
             if self.dense:
                 self.kernel_ = KernelSVM.load(root, "kernel", manifest["kernel"])
             self.n_train_ = int(manifest["counts"]["train"])
