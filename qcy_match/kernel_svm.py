@@ -43,7 +43,7 @@ class KernelSVM:
         """Number of classes."""
         return len(self.n_support_)
 
-    def pairwise(self, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    def pairwise(self, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
         """One-vs-one decision values, columns in libsvm's order (0,1), (0,2), …; positive favours the first."""
         k = self.n_classes
         starts = np.concatenate([[0], np.cumsum(self.n_support_)])
