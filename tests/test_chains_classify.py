@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from qcy_match import chains, filters, taxonomy
-from qcy_match.classify import C_GRID, TextClassifier, expected_calibration_error, fill_missing_industry
+from qcy_match.classify import C_GRID, TextClassifier, _sample_rows, expected_calibration_error, fill_missing_industry
 from qcy_match.cli import main
 from qcy_match.persistence import IndexFormatError
 from qcy_match.zeroshot import ZeroShotClassifier
@@ -165,6 +165,19 @@ def test_c_is_chosen_by_held_out_accuracy_unless_given():
     assert fixed.C_ == 2.0
     auto = TextClassifier(min_df=1, calibration_folds=3, dense=None).fit(list(texts), list(labels))
     assert auto.C_ in C_GRID and auto.cv_accuracy_ > 0.6
+
+
+def test_kernel_svm_learns_from_a_per_class_sample_past_its_limit():
+    y = np.repeat([0, 1, 2], [400, 30, 70])
+    rows = _sample_rows(y, 100, whole=50)
+    counts = np.bincount(y[rows])
+    assert counts[1] == 30 and counts[2] == 50 and 50 <= counts[0] <= 100  # small classes whole, large in proportion
+    assert len(set(rows)) == len(rows) and np.array_equal(rows, np.sort(rows))
+    assert np.array_equal(_sample_rows(y, 1000), np.arange(len(y)))
+    texts, labels = zip(*[(f"{t}第{i}号", c) for i in range(16) for t, c in TRAIN], strict=True)  # 80 rows per class
+    clf = TextClassifier(min_df=1, calibration_folds=3, dense_max_train=120).fit(list(texts), list(labels))
+    assert clf.kernel_ is not None and len(clf.kernel_.support_vectors_) <= 150
+    assert clf.predict(["磷酸铁锂电池正极", "发酵乳制品"]).labels[:, 0].tolist() == ["C3841", "C1441"]
 
 
 def test_unknown_dense_encoder_is_refused():
