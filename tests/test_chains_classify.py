@@ -296,6 +296,16 @@ def test_supervised_with_a_local_sentence_transformers_model(tmp_path):
     assert np.allclose(back.predict(probe).confidence, clf.predict(probe).confidence)
 
 
+def test_cli_predicts_in_chunks_with_a_progress_bar_and_the_same_results(zs_division, capsys):
+    from qcy_match import load_records
+    from qcy_match.cli.classify import _predict
+
+    recs, _ = load_records(Path(__file__).resolve().parents[1] / "corpora" / "achievements.jsonl")
+    chunked = _predict(zs_division, recs, 3, progress=True, chunk=70)
+    assert "classify: 100%" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(chunked, zs_division.predict(recs, k=3).to_frame())
+
+
 def test_cli_classify_bad_label_column(tmp_path, capsys):
     train = tmp_path / "labelled.csv"
     train.write_text("title,category\n锂电池,C3841\n", encoding="utf-8")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, _add_input_options, _finish_rejects, _load
+from .common import CliError, _add_input_options, _finish_rejects, _load, _progress
 
 
 # ---- classification (issue 4) -------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
     records = _load(args.input, rejects, ids_from_rows=True)
-    frame = model.predict(records, k=args.top_k).to_frame()
+    frame = _predict(model, records, args.top_k, _progress(args))
     report = _finish_rejects(args, rejects, args.out)
     write_table(frame, args.out)
     msg = f"classified {len(frame)} records of {args.input} → {args.out} ({time.time() - t0:.1f} s); {report}"
@@ -109,6 +109,22 @@ def cmd_classify(args: argparse.Namespace) -> None:
         truth = records[args.label_column].astype(str).to_numpy()
         msg += f"; accuracy against its {args.label_column!r} column: {(frame['label'].to_numpy() == truth).mean():.3f}"
     print(msg, file=sys.stderr)
+
+
+def _predict(model: Any, records: Any, k: int, progress: bool, chunk: int = 500) -> Any:
+    """Predictions as a table, a chunk at a time so that a long file shows a progress bar (predictions do not depend
+    on which records share a chunk).
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    frames = []
+    with tqdm(total=len(records), desc="classify", unit="record", disable=not progress) as bar:
+        for start in range(0, len(records), chunk):
+            part = records.iloc[start:start + chunk]
+            frames.append(model.predict(part, k=k).to_frame())
+            bar.update(len(part))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _classify_missing(args: argparse.Namespace, records: Any) -> Any:
