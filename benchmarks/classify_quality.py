@@ -29,8 +29,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.svm import LinearSVC
 
 from qcy_match import load_records
-from qcy_match.records import text_of
 from qcy_match.classify import TextClassifier, expected_calibration_error
+from qcy_match.records import text_of
 from qcy_match.zeroshot import ZeroShotClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
