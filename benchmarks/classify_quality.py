@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,20 +111,20 @@ def own_codes() -> dict[str, dict[str, float]]:
     needs = load_records(ROOT / "corpora" / "needs.jsonl")[0]
     gold = [{c[:3] for c in codes} for codes in needs["industry"]]
     res: dict[str, dict[str, float]] = {}
-    t0 = time.time()
-    models: dict[str, Any] = {"zero-shot 大类": ZeroShotClassifier("大类")}
     labels = [codes[0][:3] for codes in achievements["industry"]]
-    models["supervised 大类, trained on the 320 achievements' codes"] = TextClassifier().fit(
-        text_of(achievements), labels)
-    for name, model in models.items():
-        p = model.predict(needs)
+    models: dict[str, Callable[[], Any]] = {
+        "zero-shot 大类": lambda: ZeroShotClassifier("大类"),
+        "supervised 大类, trained on the 320 achievements' codes": lambda: TextClassifier().fit(
+            text_of(achievements), labels)}
+    for name, make in models.items():
+        t0 = time.time()
+        p = make().predict(needs)
         hit1 = np.array([p.labels[i, 0] in g for i, g in enumerate(gold)])
         res[f"{name}, 110 needs"] = {
             "records": len(needs), "top1": round(float(hit1.mean()), 4),
             "top3": round(float(np.mean([bool(set(p.labels[i]) & g) for i, g in enumerate(gold)])), 4),
             "ece": round(expected_calibration_error(p.confidence[:, 0], hit1), 4),
             "seconds": round(time.time() - t0, 1)}
-        t0 = time.time()
         print(name, res[f"{name}, 110 needs"], flush=True)
     return res
 
