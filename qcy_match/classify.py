@@ -226,22 +226,25 @@ class TextClassifier:
                 if vec is not None:
                     tr_d, te_d = tr[pos[tr] >= 0], te[pos[te] >= 0]
                     held_dense[te_d] = self._kernel().fit(vec[pos[tr_d]], y[tr_d], k).decision(vec[pos[te_d]])
-            # the smallest C among equals: the smoother model travels better from titles to whole records
             if not seen.all():
                 logger.info("%d rows whose label had no other example in their training split are left out of "
                             "calibration", int((~seen).sum()))
+            # the smallest C among equals: the smoother model travels better from titles to whole records
             self.C_ = max(grid, key=lambda c: ((held_by_c[c][seen].argmax(1) == y[seen]).mean(), -c))
-            held = held_by_c[self.C_]
-            self.lexical_temperature_ = fit_temperature(held[seen], y[seen])
-            # the joint model is judged on the rows the kernel SVM saw in its folds (all rows are seen then)
-            cal = rows if vec is not None else np.flatnonzero(seen)
-            held, held_dense, y_cal = held[cal], held_dense[cal], y[cal]
-            joint = held / self.lexical_temperature_ + self.dense_weight * held_dense
-            if vec is not None and not self.dense_always and \
-                    (joint.argmax(1) == y_cal).mean() <= (held.argmax(1) == y_cal).mean():
-                # e.g. a few examples per label: the kernel SVM only adds noise, so keep the linear model alone
-                logger.info("the kernel SVM does not improve held-out accuracy here; using the linear model alone")
-                vec, joint = None, held / self.lexical_temperature_
+            self.lexical_temperature_ = fit_temperature(held_by_c[self.C_][seen], y[seen])
+            lexical = held_by_c[self.C_] / self.lexical_temperature_
+            cal = np.flatnonzero(seen)
+            joint = lexical[cal]
+            if vec is not None:  # judged on the rows the kernel SVM saw in its folds (every row is seen then)
+                with_kernel = lexical[rows] + self.dense_weight * held_dense[rows]
+                better = (with_kernel.argmax(1) == y[rows]).mean() > (lexical[rows].argmax(1) == y[rows]).mean()
+                if better or self.dense_always:
+                    cal, joint = rows, with_kernel
+                else:  # e.g. few examples per label: the kernel SVM only adds noise
+                    logger.info("the kernel SVM does not improve held-out accuracy here; using the linear model "
+                                "alone")
+                    vec = None
+            y_cal = y[cal]
             self.temperature_ = fit_temperature(joint, y_cal)
             self.cv_accuracy_ = float((joint.argmax(1) == y_cal).mean())
         else:
