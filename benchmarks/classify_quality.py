@@ -83,6 +83,17 @@ def supervised(data: Path) -> dict[str, dict[str, float]]:
     return res
 
 
+def hits(p: Any, gold: list[set[str]], t0: float) -> dict[str, float]:
+    """Top-1 / top-3 agreement of predictions with each record's set of accepted labels, the top-1 ECE, and the
+    seconds since ``t0``.
+    """
+    hit1 = np.array([p.labels[i, 0] in g for i, g in enumerate(gold)])
+    return {"records": len(gold), "top1": round(float(hit1.mean()), 4),
+            "top3": round(float(np.mean([bool(set(p.labels[i]) & g) for i, g in enumerate(gold)])), 4),
+            "ece": round(expected_calibration_error(p.confidence[:, 0], hit1), 4),
+            "seconds": round(time.time() - t0, 1)}
+
+
 def zero_shot() -> dict[str, dict[str, float]]:
     recs = pd.concat([load_records(ROOT / "corpora" / f)[0] for f in ("achievements.jsonl", "needs.jsonl")],
                      ignore_index=True)
@@ -93,12 +104,7 @@ def zero_shot() -> dict[str, dict[str, float]]:
             p = ZeroShotClassifier(level, domain_dict=dd).predict(recs)
             gold = ([{c[:3] for c in codes} for codes in recs["industry"]] if level == "大类"
                     else [{c} for c in recs["chain"]])
-            hit1 = np.array([p.labels[i, 0] in g for i, g in enumerate(gold)])
-            res[f"zero-shot {level}, domain_dict={dd}"] = {
-                "records": len(recs), "top1": round(float(hit1.mean()), 4),
-                "top3": round(float(np.mean([bool(set(p.labels[i]) & g) for i, g in enumerate(gold)])), 4),
-                "ece": round(expected_calibration_error(p.confidence[:, 0], hit1), 4),
-                "seconds": round(time.time() - t0, 1)}
+            res[f"zero-shot {level}, domain_dict={dd}"] = hits(p, gold, t0)
             print(level, dd, res[f"zero-shot {level}, domain_dict={dd}"], flush=True)
     return res
 
@@ -119,12 +125,7 @@ def own_codes() -> dict[str, dict[str, float]]:
     for name, make in models.items():
         t0 = time.time()
         p = make().predict(needs)
-        hit1 = np.array([p.labels[i, 0] in g for i, g in enumerate(gold)])
-        res[f"{name}, 110 needs"] = {
-            "records": len(needs), "top1": round(float(hit1.mean()), 4),
-            "top3": round(float(np.mean([bool(set(p.labels[i]) & g) for i, g in enumerate(gold)])), 4),
-            "ece": round(expected_calibration_error(p.confidence[:, 0], hit1), 4),
-            "seconds": round(time.time() - t0, 1)}
+        res[f"{name}, 110 needs"] = hits(p, gold, t0)
         print(name, res[f"{name}, 110 needs"], flush=True)
     return res
 
