@@ -195,7 +195,7 @@ class TextClassifier:
         complete = folds >= 2 and int(counts.min()) >= folds
         # The kernel SVM's training time grows with the square of its rows: past dense_max_train it learns from a
         # seeded per-class sample (small classes whole), while the linear model still reads every row.
-        rows = _sample_rows(y, self.dense_max_train)
+        rows = _sample_rows(y, self.dense_max_train) if self.dense else np.arange(len(y))
         # Without held-out folds nothing can say whether the kernel SVM helps, nor put its scores on the linear
         # model's scale, so it is left out.
         with_dense = bool(self.dense) and complete
