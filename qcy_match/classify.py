@@ -34,7 +34,11 @@ from .text import Tokenizer, normalize
 logger = logging.getLogger(__name__)
 
 KIND = "text-classifier"
-C_GRID = (0.25, 0.5, 1.0)  # the linear SVM's C when none is given: chosen by held-out accuracy on the training data
+# Settings left at None are chosen from these by held-out accuracy on the training data.
+C_GRID = (0.25, 0.5, 1.0)  # the linear SVM's C
+DENSE_C_GRID = (4.0, 16.0)  # the kernel SVM's C
+DENSE_WEIGHT_GRID = (0.25, 0.5, 0.75, 1.0, 1.5)  # the kernel SVM's weight beside the scaled linear scores
+DENSE_NAMES = ("usem3", "e5")
 _SENTENCE = re.compile(r"[。；;！？!?]|\.(?!\d)")
 Segments = list[list[str]]  # one record: groups (fields) of text pieces
 
@@ -115,24 +119,27 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
 
 class TextClassifier:
     """TF-IDF (jieba words with the domain dictionary + character 1–4-grams) and a class-weighted linear SVM, plus
-    (``dense="usem3"``, the default) a class-weighted RBF SVM over usem3 vectors whose scores are added with
-    ``dense_weight`` to the temperature-scaled linear scores. ``C=None`` (the default) picks the linear SVM's C from
-    ``C_GRID`` by held-out accuracy in the calibration folds. ``dense`` may instead name a local sentence-transformers
-    model directory (the [st] extra), whose vectors the kernel SVM then reads. ``dense=None`` keeps the linear model
-    alone (faster; on CSL about 0.01 less accuracy and 0.02 less macro-F1). Past ``dense_max_train`` labelled rows
-    the kernel SVM learns from a seeded per-class sample of that size, since its training time grows with the square
-    of its rows; the linear model always reads every row. The kernel SVM is kept only when it improves held-out
-    accuracy in the calibration folds (``dense_always=True`` keeps it regardless) and never when a label has fewer
-    than two examples, since then nothing can be held out.
+    (``dense="usem3"``, the default) a class-weighted RBF SVM over sentence vectors whose scores are added, with a
+    weight, to the temperature-scaled linear scores. ``dense`` names the sentence encoder: ``"usem3"`` (packaged),
+    ``"e5"`` (multilingual-e5-small, the [e5] extra: more accurate, about ten times slower to encode), a local
+    sentence-transformers model directory (the [st] extra), or ``None`` for the linear model alone (faster; on CSL
+    about 0.01 less accuracy).
+
+    Settings left at ``None`` are chosen inside ``fit`` by held-out accuracy in the calibration folds: the linear
+    SVM's C from ``C_GRID``, the kernel SVM's C from ``DENSE_C_GRID`` and its weight from ``DENSE_WEIGHT_GRID``.
+    Past ``dense_max_train`` labelled rows the kernel SVM learns from a seeded per-class sample of that size, since
+    its training time grows with the square of its rows; the linear model always reads every row. The kernel SVM is
+    kept only when it improves held-out accuracy (``dense_always=True`` keeps it regardless) and never when a label
+    has fewer examples than there are folds, since then its scores cannot be put on the linear model's scale.
     """
 
     def __init__(self, C: float | None = None, char_ngrams: tuple[int, int] = (1, 4), min_df: int = 2,
                  domain_dict: bool = True, class_weight: str | None = "balanced", calibration_folds: int = 5,
-                 n_evidence: int = 5, dense: str | None = "usem3", dense_C: float = 4.0,
-                 dense_weight: float = 0.5, dense_max_train: int = 10_000, dense_always: bool = False) -> None:
-        if dense not in (None, "usem3") and not Path(dense).expanduser().is_dir():
-            raise ValueError(f"dense must be 'usem3', a local sentence-transformers model directory or None; "
-                             f"{dense!r} is none of these")
+                 n_evidence: int = 5, dense: str | None = "usem3", dense_C: float | None = None,
+                 dense_weight: float | None = None, dense_max_train: int = 10_000, dense_always: bool = False) -> None:
+        if dense not in (None, *DENSE_NAMES) and not Path(dense).expanduser().is_dir():
+            raise ValueError(f"dense must be {' or '.join(map(repr, DENSE_NAMES))}, a local sentence-transformers "
+                             f"model directory or None; {dense!r} is none of these")
         self.C = C
         self.char_ngrams = tuple(char_ngrams)
         self.min_df = min_df
@@ -147,6 +154,8 @@ class TextClassifier:
         self.dense_always = dense_always
         self.temperature_ = 1.0
         self.lexical_temperature_ = 1.0
+        self.dense_C_ = dense_C if dense_C is not None else DENSE_C_GRID[0]
+        self.dense_weight_ = dense_weight if dense_weight is not None else 0.5
         self.kernel_: KernelSVM | None = None
         self._encoder: Any = None
         self._tokenizer = Tokenizer(domain_dict=domain_dict, search_mode=False)
@@ -168,9 +177,10 @@ class TextClassifier:
 
     def _vectors(self, texts: Sequence[str]) -> np.ndarray:
         if self._encoder is None:
-            from .encoders import STEncoder, USEEncoder
+            from .encoders import STEncoder, make_encoder
 
-            self._encoder = USEEncoder() if self.dense == "usem3" else STEncoder(model_path=str(self.dense))
+            self._encoder = make_encoder(self.dense) if self.dense in DENSE_NAMES else \
+                STEncoder(model_path=str(self.dense))
         return np.asarray(self._encoder.encode(list(texts), []), dtype=np.float64)
 
     # ---- training -------------------------------------------------------------------------------------------
@@ -211,7 +221,8 @@ class TextClassifier:
         self.C_ = self.C if self.C is not None else 0.5
         if folds >= 2:
             held_by_c = {c: np.zeros((len(y), k)) for c in grid}
-            held_dense = np.zeros((len(y), k))
+            dense_grid = DENSE_C_GRID if self.dense_C is None else (self.dense_C,)
+            held_dense = {c: np.zeros((len(y), k)) for c in dense_grid}
             seen = np.zeros(len(y), dtype=bool)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
@@ -225,7 +236,8 @@ class TextClassifier:
                     held_by_c[c][te] = _held_scores(svm, x[te], k)
                 if vec is not None:
                     tr_d, te_d = tr[pos[tr] >= 0], te[pos[te] >= 0]
-                    held_dense[te_d] = self._kernel().fit(vec[pos[tr_d]], y[tr_d], k).decision(vec[pos[te_d]])
+                    for c in dense_grid:
+                        held_dense[c][te_d] = self._kernel(c).fit(vec[pos[tr_d]], y[tr_d], k).decision(vec[pos[te_d]])
             if not seen.all():
                 logger.info("%d rows whose label had no other example in their training split are left out of "
                             "calibration", int((~seen).sum()))
@@ -236,9 +248,11 @@ class TextClassifier:
             cal = np.flatnonzero(seen)
             joint = lexical[cal]
             if vec is not None:  # judged on the rows the kernel SVM saw in its folds (every row is seen then)
-                with_kernel = lexical[rows] + self.dense_weight * held_dense[rows]
-                better = (with_kernel.argmax(1) == y[rows]).mean() > (lexical[rows].argmax(1) == y[rows]).mean()
-                if better or self.dense_always:
+                weights = DENSE_WEIGHT_GRID if self.dense_weight is None else (self.dense_weight,)
+                self.dense_C_, self.dense_weight_ = _best_blend(
+                    lexical[rows], {c: h[rows] for c, h in held_dense.items()}, y[rows], weights)
+                with_kernel = lexical[rows] + self.dense_weight_ * held_dense[self.dense_C_][rows]
+                if _accuracy(with_kernel, y[rows]) > _accuracy(lexical[rows], y[rows]) or self.dense_always:
                     cal, joint = rows, with_kernel
                 else:  # e.g. few examples per label: the kernel SVM only adds noise
                     logger.info("the kernel SVM does not improve held-out accuracy here; using the linear model "
@@ -249,7 +263,7 @@ class TextClassifier:
             self.cv_accuracy_ = float((joint.argmax(1) == y_cal).mean())
         else:
             logger.warning("every label has a single example: confidences are not calibrated (temperature 1)")
-        self.kernel_ = self._kernel().fit(vec, y[rows], k) if vec is not None else None
+        self.kernel_ = self._kernel(self.dense_C_).fit(vec, y[rows], k) if vec is not None else None
         svm = LinearSVC(C=self.C_, class_weight=self.class_weight).fit(x, y)
         self.coef_ = _full_coef(svm, len(self.classes_))
         self.intercept_ = _full_intercept(svm, len(self.classes_))
@@ -258,8 +272,8 @@ class TextClassifier:
                                + self.vecs_[1].get_feature_names_out().tolist(), dtype=object)
         return self
 
-    def _kernel(self) -> KernelSVM:
-        return KernelSVM(C=self.dense_C, class_weight=self.class_weight)
+    def _kernel(self, c: float) -> KernelSVM:
+        return KernelSVM(C=c, class_weight=self.class_weight)
 
     # ---- prediction -----------------------------------------------------------------------------------------
     def decision(self, segs: list[Segments]) -> tuple[np.ndarray, list[sparse.csr_matrix]]:
@@ -282,7 +296,7 @@ class TextClassifier:
         if self.kernel_ is not None:
             v = np.asarray(weights @ self._vectors(flat))
             v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-            out += self.dense_weight * self.kernel_.decision(v)
+            out += self.dense_weight_ * self.kernel_.decision(v)
         return out, feats
 
     def predict(self, records: pd.DataFrame | Sequence[str], k: int = 3, ids: Sequence[str] | None = None,
@@ -341,6 +355,7 @@ class TextClassifier:
             return {"kind": KIND, "library_version": __version__, "params": self.params(),
                     "classes": [str(c) for c in self.classes_], "temperature": self.temperature_,
                     "lexical_temperature": self.lexical_temperature_, "kernel": kernel, "chosen_C": self.C_,
+                    "chosen_dense_C": self.dense_C_, "chosen_dense_weight": self.dense_weight_,
                     "counts": {"train": self.n_train_, "features": int(self.coef_.shape[1])}}
         return persistence.save_dir(path, write)
 
@@ -366,6 +381,9 @@ class TextClassifier:
             self.temperature_ = float(manifest["temperature"])
             self.lexical_temperature_ = float(manifest.get("lexical_temperature", 1.0))
             self.C_ = float(manifest.get("chosen_C") or self.C or 0.5)
+            # models saved before the kernel SVM's settings were chosen in fit kept them in params
+            self.dense_C_ = float(manifest.get("chosen_dense_C") or self.dense_C or 4.0)
+            self.dense_weight_ = float(manifest.get("chosen_dense_weight") or self.dense_weight or 0.5)
             if manifest.get("kernel") is not None:
                 self.kernel_ = KernelSVM.load(root, "kernel", manifest["kernel"])
             self.n_train_ = int(manifest["counts"]["train"])
@@ -395,6 +413,19 @@ def _sample_rows(y: np.ndarray, limit: int, whole: int = 50) -> np.ndarray:
         take = min(len(members), max(whole, round(len(members) * frac)))
         keep.append(rng.choice(members, take, replace=False))
     return np.sort(np.concatenate(keep))
+
+
+def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
+    return float((scores.argmax(1) == y).mean())
+
+
+def _best_blend(lexical: np.ndarray, held: dict[float, np.ndarray], y: np.ndarray,
+                weights: Sequence[float]) -> tuple[float, float]:
+    """The kernel C and weight whose blend of held-out scores, ``lexical + weight * held[C]``, is most accurate;
+    ties go to the smaller C and weight (the smoother model, as for the linear C).
+    """
+    return max(((c, w) for c in held for w in weights),
+               key=lambda cw: (_accuracy(lexical + cw[1] * held[cw[0]], y), -cw[0], -cw[1]))
 
 
 def _held_scores(svm: Any, x: sparse.csr_matrix, n_classes: int) -> np.ndarray:

