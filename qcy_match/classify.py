@@ -175,17 +175,26 @@ class TextClassifier:
     def _features(self, texts: Sequence[str]) -> sparse.csr_matrix:
         return sparse.hstack([v.transform(texts) for v in self.vecs_]).tocsr()
 
-    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+    def _vectors(self, texts: Sequence[str], progress: bool = False, step: int = 256) -> np.ndarray:
+        from tqdm import tqdm
+
         if self._encoder is None:
             from .encoders import STEncoder, make_encoder
 
             self._encoder = make_encoder(self.dense) if self.dense in DENSE_NAMES else \
                 STEncoder(model_path=str(self.dense))
-        return np.asarray(self._encoder.encode(list(texts), []), dtype=np.float64)
+        parts = [self._encoder.encode([], [])]
+        with tqdm(total=len(texts), desc=f"{self.dense} vectors", unit="text", disable=not progress) as bar:
+            for i in range(0, len(texts), step):
+                parts.append(self._encoder.encode(list(texts[i:i + step]), []))
+                bar.update(len(parts[-1]))
+        return np.asarray(np.vstack(parts), dtype=np.float64)
 
     # ---- training -------------------------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], labels: Sequence[Any]) -> TextClassifier:
-        """Learn from texts (typically titles) and their labels; confidences are calibrated on held-out folds."""
+    def fit(self, texts: Sequence[str], labels: Sequence[Any], progress: bool = False) -> TextClassifier:
+        """Learn from texts (typically titles) and their labels; confidences are calibrated on held-out folds.
+        ``progress`` shows a bar while the training texts are encoded, the longest step with e5.
+        """
         from sklearn.model_selection import StratifiedKFold
         from sklearn.svm import LinearSVC
 
@@ -214,7 +223,7 @@ class TextClassifier:
                            max(folds, 2))
         if with_dense and len(rows) < len(y):
             logger.info("kernel SVM: learning from %d of %d rows (dense_max_train)", len(rows), len(y))
-        vec = self._vectors([texts[i] for i in rows]) if with_dense else None
+        vec = self._vectors([texts[i] for i in rows], progress) if with_dense else None
         pos = np.full(len(y), -1)
         pos[rows] = np.arange(len(rows))
         grid = C_GRID if self.C is None else (self.C,)

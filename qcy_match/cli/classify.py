@@ -74,7 +74,7 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
     print(f"training on {len(labels)} rows of {args.train} (5-fold calibration"
           f"{'' if args.no_dense else ', sentence vectors'}) …", file=sys.stderr)
     try:
-        model.fit(text_of(records), labels)
+        model.fit(text_of(records), labels, progress=_progress(args))
     except ValueError as exc:  # e.g. fewer than two distinct labels
         raise CliError(f"{args.train}: {exc}") from exc
     kernel = f"kernel SVM C={model.dense_C_} weight {model.dense_weight_}" if model.kernel_ is not None else \
