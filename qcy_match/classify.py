@@ -251,7 +251,7 @@ class TextClassifier:
                 logger.info("%d rows whose label had no other example in their training split are left out of "
                             "calibration", int((~seen).sum()))
             # the smallest C among equals: the smoother model travels better from titles to whole records
-            self.C_ = max(grid, key=lambda c: ((held_by_c[c][seen].argmax(1) == y[seen]).mean(), -c))
+            self.C_ = max(grid, key=lambda c: (_accuracy(held_by_c[c][seen], y[seen]), -c))
             self.lexical_temperature_ = fit_temperature(held_by_c[self.C_][seen], y[seen])
             lexical = held_by_c[self.C_] / self.lexical_temperature_
             cal = np.flatnonzero(seen)
@@ -269,7 +269,7 @@ class TextClassifier:
                     vec = None
             y_cal = y[cal]
             self.temperature_ = fit_temperature(joint, y_cal)
-            self.cv_accuracy_ = float((joint.argmax(1) == y_cal).mean())
+            self.cv_accuracy_ = _accuracy(joint, y_cal)
         else:
             logger.warning("every label has a single example: confidences are not calibrated (temperature 1)")
         self.kernel_ = self._kernel(self.dense_C_).fit(vec, y[rows], k) if vec is not None else None
