@@ -179,10 +179,10 @@ class TextClassifier:
         from tqdm import tqdm
 
         if self._encoder is None:
-            from .encoders import STEncoder, make_encoder
+            from .encoders import make_encoder
 
             self._encoder = make_encoder(self.dense) if self.dense in DENSE_NAMES else \
-                STEncoder(model_path=str(self.dense))
+                make_encoder("st", {"model_path": str(self.dense)})
         parts = [self._encoder.encode([], [])]
         with tqdm(total=len(texts), desc=f"{self.dense} vectors", unit="text", disable=not progress) as bar:
             for i in range(0, len(texts), step):
