@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from qcy_match import EngineConfig, MatchEngine
-from qcy_match import filters as qfilters
-from qcy_match.records import from_any, text_of
+from qcy_match.ingest.records import from_any, text_of
+from qcy_match.match import filters as qfilters
 
 logger = logging.getLogger(__name__)
 _WORD = re.compile(r"\w")

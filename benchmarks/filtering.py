@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from qcy_match import MatchEngine
-from qcy_match.index import DenseIndex
+from qcy_match.index.dense import DenseIndex
 
 from .raw import exact_topk, faiss_index, recall
 from .synth import bucket_values

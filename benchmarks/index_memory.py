@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from qcy_match.index import DenseIndex
+from qcy_match.index.dense import DenseIndex
 
 from .speed import peak_rss_mib, rss_mib
 

@@ -87,7 +87,7 @@ def faiss_index(vectors: np.ndarray, kind: str, m: int = 32, ef_construction: in
 def raw_anchors(engine: MatchEngine, needs: pd.DataFrame, repeat: int) -> dict[str, Any]:
     import bm25s
 
-    from qcy_match.topk import top_k
+    from qcy_match.index.topk import top_k
 
     tok = engine.tokenizer_
     vectors = np.ascontiguousarray(engine.vectors(), dtype=np.float32)

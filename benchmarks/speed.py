@@ -28,12 +28,12 @@ from qcy_match import EngineConfig, MatchEngine
 from . import synth
 
 STAGES = {
-    "validate": [("qcy_match.engine", "from_any")],
+    "validate": [("qcy_match.match.engine", "from_any")],
     "tokenise": [("qcy_match.text", "Tokenizer.tokenize")],
     "encode": [("qcy_match.encoders.lsa", "LSAEncoder.fit"), ("qcy_match.encoders.lsa", "LSAEncoder.encode"),
                ("qcy_match.encoders.use", "USEEncoder.fit"), ("qcy_match.encoders.use", "USEEncoder.encode"),
                ("qcy_match.encoders.st", "STEncoder.encode")],
-    "index": [("qcy_match.sparse", "SparseIndex.fit"), ("qcy_match.index", "DenseIndex.fit")],
+    "index": [("qcy_match.index.sparse", "SparseIndex.fit"), ("qcy_match.index.dense", "DenseIndex.fit")],
 }
 
 

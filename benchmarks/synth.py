@@ -19,7 +19,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from qcy_match import regions
+from qcy_match.taxonomy import regions
 
 METHODS = ("制备方法", "关键技术", "工艺优化", "智能控制系统", "在线监测装置", "检测方法", "集成应用", "设计与开发",
            "数字化平台", "成套装备", "改性技术", "回收利用技术", "仿真与优化", "评价方法", "绿色生产工艺")

@@ -1,18 +1,50 @@
-"""qcy_match: match technology achievements (科技成果) with enterprise technology needs (企业技术需求)."""
+"""qcy_match: match technology achievements (科技成果) with enterprise technology needs (企业技术需求).
 
-from importlib.metadata import PackageNotFoundError, version
+The public API is what ``__all__`` names; everything else is private by name or lives in a stage's package
+(see README, "Architecture"). Names are imported on first use, so ``import qcy_match`` (and ``qcy-match --help``)
+does not load pandas, scipy or FAISS.
+"""
 
-try:
-    __version__ = version("qcy-match")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+from __future__ import annotations
 
-from .config import EngineConfig  # noqa: E402
-from .engine import MatchEngine, match_records  # noqa: E402
-from .io import Rejection, read_table, write_table  # noqa: E402
-from .persistence import IndexFormatError  # noqa: E402
-from .records import load_records  # noqa: E402
-from .results import Matches  # noqa: E402
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["EngineConfig", "IndexFormatError", "MatchEngine", "Matches", "Rejection", "__version__", "load_records",
-           "match_records", "read_table", "write_table"]
+from ._version import __version__
+
+# public name -> module that defines it
+_API = {
+    "EngineConfig": "config",
+    "QcyError": "errors", "InputError": "errors", "IndexFormatError": "errors", "FilterError": "errors",
+    "RejectedRowsError": "errors", "MissingExtraError": "errors",
+    "load_records": "ingest.records", "Rejection": "ingest.tables", "read_table": "ingest.tables",
+    "MatchEngine": "match.engine", "UpdateResult": "match.engine", "match_records": "match.engine",
+    "Matches": "match.results", "match_file": "match.jobs", "JobResult": "match.jobs",
+    "write_table": "output.tables",
+}
+
+__all__ = ["EngineConfig", "FilterError", "IndexFormatError", "InputError", "JobResult", "MatchEngine", "Matches",
+           "MissingExtraError", "QcyError", "Rejection", "RejectedRowsError", "UpdateResult", "__version__",
+           "load_records", "match_file", "match_records", "read_table", "write_table"]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .config import EngineConfig
+    from .errors import FilterError, IndexFormatError, InputError, MissingExtraError, QcyError, RejectedRowsError
+    from .ingest.records import load_records
+    from .ingest.tables import Rejection, read_table
+    from .match.engine import MatchEngine, UpdateResult, match_records
+    from .match.jobs import JobResult, match_file
+    from .match.results import Matches
+    from .output.tables import write_table
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'qcy_match' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -25,16 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import IndexFormatError
+
 FORMAT = "qcy-match-index"
 # 2: BM25 postings hold term frequencies (scored at query time) instead of precomputed scores.
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 logger = logging.getLogger(__name__)
-
-
-class IndexFormatError(ValueError):
-    """An index directory that is missing, incomplete, corrupted or from an incompatible version."""
 
 
 def sha256(path: Path) -> str:

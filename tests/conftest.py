@@ -57,7 +57,7 @@ def use_engine(achievements) -> MatchEngine:
 @pytest.fixture(scope="session")
 def demo_analysis():
     """Demand analytics over the shipped demo corpus (default engine), built once for the analytics/report tests."""
-    from qcy_match import analytics
+    from qcy_match.analytics import demand as analytics
 
     root = Path(__file__).resolve().parents[1] / "corpora"
     achievements, rej_a = load_records(root / "achievements.jsonl")

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qcy_match import analytics as an
-from qcy_match import chains, load_records
-from qcy_match import topics as tp
+from qcy_match import load_records
+from qcy_match.analytics import demand as an
+from qcy_match.analytics import topics as tp
+from qcy_match.taxonomy import chains
 
 ROOT = Path(__file__).resolve().parents[1]
 

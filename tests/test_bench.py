@@ -15,7 +15,7 @@ from benchmarks import metrics, synth  # noqa: E402
 from benchmarks.datasets import Dataset, csl_datasets, default_data, demo_dataset  # noqa: E402
 from benchmarks.quality import run_searcher  # noqa: E402
 from qcy_match import evaluate as ev  # noqa: E402
-from qcy_match.records import from_any  # noqa: E402
+from qcy_match.ingest.records import from_any  # noqa: E402
 
 
 def test_synthetic_generator_is_deterministic_and_valid():

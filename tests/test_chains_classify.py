@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qcy_match import chains, filters, taxonomy
-from qcy_match.classify import (
+from qcy_match.classify.supervised import (
     C_GRID,
     DENSE_C_GRID,
     DENSE_WEIGHT_GRID,
@@ -21,9 +20,12 @@ from qcy_match.classify import (
     expected_calibration_error,
     fill_missing_industry,
 )
+from qcy_match.classify.zeroshot import ZeroShotClassifier
 from qcy_match.cli import main
-from qcy_match.persistence import IndexFormatError
-from qcy_match.zeroshot import ZeroShotClassifier
+from qcy_match.errors import IndexFormatError
+from qcy_match.match import filters
+from qcy_match.taxonomy import chains
+from qcy_match.taxonomy import gbt as taxonomy
 
 SHARED = Path(os.environ.get("QCY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CSL = SHARED / "csl"
@@ -228,7 +230,7 @@ def test_kernel_svm_learns_from_a_per_class_sample_past_its_limit():
 def test_kernel_svm_is_left_out_when_it_cannot_help_or_cannot_be_checked(caplog, tmp_path):
     # every text carries its label's own code word, so the linear model is perfect on held-out folds
     texts, labels = zip(*[(f"{c}号 {t}第{i}号", c) for i in range(4) for t, c in TRAIN], strict=True)
-    with caplog.at_level("INFO", logger="qcy_match.classify"):
+    with caplog.at_level("INFO", logger="qcy_match.classify.supervised"):
         clf = TextClassifier(min_df=1, calibration_folds=3).fit(list(texts), list(labels))
     assert clf.cv_accuracy_ == 1.0 and clf.kernel_ is None  # the linear model is perfect here: nothing to add
     assert "linear model alone" in caplog.text

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qcy_match import EngineConfig, MatchEngine
-from qcy_match.classify import TextClassifier
+from qcy_match.classify.supervised import TextClassifier
 from qcy_match.cli import main
 from qcy_match.encoders import E5Encoder, make_encoder
 

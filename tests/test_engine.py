@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from qcy_match import EngineConfig, IndexFormatError, MatchEngine, match_records
-from qcy_match.filters import FilterError, mask, parse
+from qcy_match.errors import FilterError
+from qcy_match.match.filters import mask, parse
 from qcy_match.text import normalize
 
 # Hand-derived from tests/data/achievements.jsonl.

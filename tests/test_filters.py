@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qcy_match import chains, load_records, regions
-from qcy_match.filters import FilterError, FilterIndex, parse
+from qcy_match import load_records
+from qcy_match.errors import FilterError
+from qcy_match.match.filters import FilterIndex, parse
+from qcy_match.taxonomy import chains, regions
 
 CORPORA = Path(__file__).parent.parent / "corpora"
 

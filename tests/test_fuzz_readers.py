@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qcy_match import EngineConfig, MatchEngine
-from qcy_match.io import InputError, read_table, write_table
-from qcy_match.records import load_records
+from qcy_match.errors import InputError
+from qcy_match.ingest.records import load_records
+from qcy_match.ingest.tables import read_table
+from qcy_match.output.tables import write_table
 
 # QCY_FUZZ_EXAMPLES raises the count for a long run (the README reports one).
 FUZZ = settings(max_examples=int(os.environ.get("QCY_FUZZ_EXAMPLES", "40")), deadline=None,
@@ -82,7 +84,7 @@ def test_huge_description_is_cut_with_a_warning(caplog):
     engine = MatchEngine(EngineConfig(encoder="lsa"))
     recs = [{"id": "BIG", "title": "钛合金锻件", "description": big},
             *({"id": f"S{i}", "title": f"锂电池回收 第{i}号", "description": "正极材料"} for i in range(5))]
-    with caplog.at_level(logging.WARNING, logger="qcy_match.engine"):
+    with caplog.at_level(logging.WARNING, logger="qcy_match.match.engine"):
         engine.index(recs)
         m = engine.match([{"id": "q", "title": "钛合金锻件", "description": big}], k=2)
     assert m.ids[0, 0] == "BIG"

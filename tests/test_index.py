@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from qcy_match.fusion import fuse, minmax, ranks
-from qcy_match.index import DenseIndex
-from qcy_match.sparse import SparseIndex
-from qcy_match.topk import top_k
+from qcy_match.index.dense import DenseIndex
+from qcy_match.index.sparse import SparseIndex
+from qcy_match.index.topk import top_k
+from qcy_match.match.fusion import fuse, minmax, ranks
 
 KINDS = ["numpy", "flat", "hnsw", "ivf"]
 N, D, K = 3000, 32, 10

@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 
 from qcy_match import Rejection, load_records, read_table, write_table
-from qcy_match.io import InputError, decode_bytes, escape_formula, iter_table, table_format
-from qcy_match.records import canonical_columns, from_any, rejections_frame, text_of
+from qcy_match.errors import InputError
+from qcy_match.ingest.records import canonical_columns, from_any, text_of
+from qcy_match.ingest.tables import decode_bytes, iter_table, table_format
+from qcy_match.output.rejects import rejections_frame
+from qcy_match.output.tables import escape_formula
 
 HEADER_ZH = "编号,名称,简介,行业代码,地区,关键词,成熟度,合作方式\n"
 ROWS_ZH = [

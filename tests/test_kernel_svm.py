@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
-from qcy_match.kernel_svm import KernelSVM
+from qcy_match.classify.kernel_svm import KernelSVM
 
 
 def _data(n_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qcy_match import EngineConfig, MatchEngine, load_records
-from qcy_match.sparse import SparseIndex
+from qcy_match.index.sparse import SparseIndex
 
 CORPORA = Path(__file__).parent.parent / "corpora"
 TOL = 1e-5  # float32 rounding: vectors encoded in different batches differ in the last bits
@@ -146,7 +146,7 @@ def test_save_merges_and_load_equals(tmp_path, pool, queries, encoder, storage):
 
 
 def test_automatic_merge_when_the_delta_grows(monkeypatch, pool, encoder):
-    from qcy_match import snapshot
+    from qcy_match.match import snapshot
 
     monkeypatch.setattr(snapshot, "COMPACT_MIN", 4)
     monkeypatch.setattr(snapshot, "COMPACT_FRACTION", 0.0)

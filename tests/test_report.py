@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qcy_match import analytics as an
-from qcy_match import report as rp
+from qcy_match.analytics import demand as an
+from qcy_match.analytics import report as rp
 from qcy_match.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def test_plot_font_has_every_glyph_the_report_uses(tables):
     pytest.importorskip("matplotlib")
     from fontTools.ttLib import TTFont
 
-    from qcy_match.plots import cjk_font_path
+    from qcy_match.analytics.plots import cjk_font_path
 
     cmap = TTFont(str(cjk_font_path()), fontNumber=0).getBestCmap()
     text = "".join(str(v) for df in tables.tables.values() for col in df.columns for v in [col, *df[col].tolist()])

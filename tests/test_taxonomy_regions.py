@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from qcy_match import regions, taxonomy
-from qcy_match.explain import industry_agreement, region_agreement
-from qcy_match.taxonomy import UnknownCodeError, agreement, industries, name_of, normalize_code
+from qcy_match.errors import UnknownCodeError
+from qcy_match.match.explain import industry_agreement, region_agreement
+from qcy_match.taxonomy import gbt as taxonomy
+from qcy_match.taxonomy import regions
+from qcy_match.taxonomy.gbt import agreement, industries, name_of, normalize_code
 
 
 # ---- normalize_code --------------------------------------------------------------------------------------------

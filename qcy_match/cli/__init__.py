@@ -69,11 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from ..encoders import MissingExtraError
-    from ..filters import FilterError
-    from ..io import InputError
-    from ..persistence import IndexFormatError
-    from ..records import RejectedRowsError
+    from ..errors import FilterError, IndexFormatError, InputError, MissingExtraError, RejectedRowsError
 
     try:
         commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,

@@ -59,7 +59,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _load(path: Path, rejects: list[Any], ids_from_rows: bool = False) -> Any:
-    from ..records import load_records
+    from ..ingest.records import load_records
 
     records, rej = load_records(path, ids_from_rows)
     rejects.extend(rej)
@@ -73,6 +73,6 @@ def _rejects_path(args: argparse.Namespace, out: Path) -> Path:
 
 
 def _finish_rejects(args: argparse.Namespace, rejects: list[Any], out: Path) -> str:
-    from ..records import report_rejections
+    from ..output.rejects import report_rejections
 
     return report_rejections(rejects, _rejects_path(args, out), args.strict)

@@ -14,7 +14,7 @@ from .common import CliError, _config, _finish_rejects, _load, _progress, _rejec
 
 def cmd_index(args: argparse.Namespace) -> None:
     """Build and save an index."""
-    from ..engine import MatchEngine
+    from ..match.engine import MatchEngine
 
     if args.update or args.delete or args.index:
         return cmd_index_update(args)
@@ -37,9 +37,10 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 def cmd_match(args: argparse.Namespace) -> None:
     """Match one file against an index or another file and write the table in chunks."""
-    from ..engine import MatchEngine
-    from ..filters import parse
-    from ..io import table_format, write_table
+    from ..ingest.tables import table_format
+    from ..match.engine import MatchEngine
+    from ..match.filters import parse
+    from ..output.tables import write_table
 
     if args.top_k < 1:
         raise CliError("--top-k must be at least 1")
@@ -125,7 +126,7 @@ def _delete_ids(spec: str) -> list[str]:
 
 def cmd_index_update(args: argparse.Namespace) -> None:
     """Upsert and delete records of a saved index, then save it atomically."""
-    from ..engine import MatchEngine
+    from ..match.engine import MatchEngine
 
     if not args.index:
         raise CliError("--update and --delete need --index DIR (the index to change)")
@@ -166,9 +167,9 @@ def cmd_match_stream(args: argparse.Namespace) -> None:
     """Match a needs file of any size against a saved index, chunk by chunk, resumable."""
     from tqdm.auto import tqdm
 
-    from ..engine import MatchEngine
-    from ..filters import parse
-    from ..stream import match_file
+    from ..match.engine import MatchEngine
+    from ..match.filters import parse
+    from ..match.jobs import match_file
 
     parse(args.filter)  # refuse bad filters before any work
     if args.chunk_rows < 1:
@@ -179,14 +180,14 @@ def cmd_match_stream(args: argparse.Namespace) -> None:
         raise CliError(f"{args.index} is an index of {engine.side_}; 'match --index' needs an index of "
                        "achievements (build it with 'qcy-match index --achievements FILE')")
     if args.strict:
-        from ..stream import validate_file
+        from ..match.jobs import validate_file
 
         _finish_rejects(args, validate_file(args.needs), args.out)  # raises before any output is written
     with tqdm(desc="match", unit="need", disable=not _progress(args)) as bar:
         res = match_file(engine, args.needs, args.out, k=args.top_k, filters=args.filter, chunk_rows=args.chunk_rows,
                          resume=args.resume, progress=bar.update)  # type: ignore[arg-type]
     if not args.out.exists():
-        from ..io import write_table
+        from ..output.tables import write_table
 
         write_table(_empty_frame(args.direction), args.out)
     report = _finish_rejects(args, res.rejected, args.out)
@@ -199,7 +200,7 @@ def cmd_match_stream(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """Match the demo corpus and print a readable summary."""
-    from ..demo import run_demo
+    from .demo import run_demo
 
     for name in ("achievements.jsonl", "needs.jsonl"):
         if not (args.corpus / name).is_file():

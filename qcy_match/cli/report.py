@@ -31,10 +31,10 @@ def _add_report_parser(sub: Any) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     """Build the demand-analytics report directory."""
-    from .. import analytics
-    from .. import report as rp
-    from ..engine import MatchEngine
-    from ..taxonomy import UnknownCodeError
+    from ..analytics import demand as analytics
+    from ..analytics import report as rp
+    from ..errors import UnknownCodeError
+    from ..match.engine import MatchEngine
 
     if args.top_k < 1 or args.slots < 1:
         raise CliError("--top-k and --slots must be at least 1")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import Encoder, MissingExtraError, normalize_rows
+from ..errors import MissingExtraError
+from .base import Encoder, normalize_rows
 from .e5 import E5Encoder
 from .lsa import LSAEncoder
 from .st import STEncoder

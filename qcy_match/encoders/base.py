@@ -37,10 +37,6 @@ class Encoder(Protocol):
         ...
 
 
-class MissingExtraError(ImportError):
-    """An optional feature whose extra is not installed."""
-
-
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """Scale rows to unit length (zero rows stay zero) as contiguous float32."""
     x = np.asarray(x, dtype=np.float32)

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import MissingExtraError, PretrainedEncoder
+from ..errors import MissingExtraError
+from .base import PretrainedEncoder
 
 PREFIXES = ("query", "passage")
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from .text import Tokenizer
+from ..text import Tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -17,14 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import chains, regions, taxonomy
+from ..errors import FilterError
+from ..taxonomy import chains, regions
+from ..taxonomy import gbt as taxonomy
 
 KEYS = ("industry", "chain", "tag", "region", "maturity", "transfer_mode")
 Filters = Mapping[str, str | Sequence[str]]
-
-
-class FilterError(ValueError):
-    """A filter that names an unknown field or value."""
 
 
 def parse(spec: Filters | Iterable[str] | None) -> dict[str, list[str]]:

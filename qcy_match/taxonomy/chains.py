@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from . import taxonomy
+from ..errors import UnknownChainError
+from . import gbt as taxonomy
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,6 @@ TAG_ALIASES = {
     "pension": "pension", "养老产业": "pension", "culture": "culture", "文化产业": "culture",
     "ip": "ip密集型", "ip密集型": "ip密集型", "知识产权密集型产业": "ip密集型",
 }
-
-
-class UnknownChainError(ValueError):
-    """A chain or tag name that is not known."""
 
 
 @lru_cache(maxsize=1)

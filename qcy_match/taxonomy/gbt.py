@@ -14,6 +14,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from ..errors import UnknownCodeError
+
 LEVELS = {1: "门类", 2: "大类", 3: "中类", 4: "小类"}
 AGREEMENT = ("none", "门类", "大类", "中类", "小类")
 _CODE = re.compile(r"^([A-Ta-t])?(\d{2,4})?$")
@@ -33,10 +35,6 @@ class Industry:
     strategic: tuple[str, ...] = ()
     includes: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
-
-
-class UnknownCodeError(ValueError):
-    """A code or name that is not in GB/T 4754-2017."""
 
 
 @lru_cache(maxsize=1)

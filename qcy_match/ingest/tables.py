@@ -1,4 +1,4 @@
-"""Read and write tables: CSV/TSV, XLSX, JSONL and Parquet, with Chinese encodings and row-level errors.
+"""Read tables: CSV/TSV, XLSX, JSONL and Parquet, with Chinese encodings and row-level errors.
 
 Readers never raise on a bad row: they return the good rows and a list of :class:`Rejection` naming the file, the
 1-based data row (the header is not counted; for JSONL the row is the line number) and the field.
@@ -11,13 +11,14 @@ import csv
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +27,6 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx", ".xlsm"
 REPLACEMENT = "\ufffd"
 # Descriptions of several megabytes are accepted (the engine cuts what it indexes); csv's default limit is 128 KiB.
 MAX_FIELD_CHARS = 64 << 20
-_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-class InputError(ValueError):
-    """A file that cannot be read at all (missing, unknown format, no header)."""
 
 
 @dataclass(frozen=True)
@@ -254,47 +249,3 @@ def _check_decoded(rec: dict[str, Any], rownum: int) -> tuple[dict[str, Any] | N
 def _cut(value: Any, n: int = 80) -> str:
     s = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def escape_formula(value: Any) -> Any:
-    """Prefix a quote to text a spreadsheet would run as a formula (OWASP CSV injection advice)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
-
-
-def write_table(df: pd.DataFrame, path: str | os.PathLike[str], append: bool = False) -> None:
-    """Write a table in the format its extension names; CSV and XLSX cells are formula-escaped."""
-    path = Path(path)
-    fmt = table_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt in ("csv", "tsv", "xlsx"):
-        df = df.apply(lambda col: col.map(escape_formula)
-                      if col.dtype == object or pd.api.types.is_string_dtype(col) else col)
-    if fmt in ("csv", "tsv"):
-        df.to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",", mode="a" if append else "w",
-                  header=not (append and path.exists() and path.stat().st_size > 0),
-                  encoding="utf-8-sig" if not append or not path.exists() else "utf-8")
-    elif fmt in ("jsonl", "json"):
-        with open(path, "a" if append else "w", encoding="utf-8") as fh:
-            for rec in df.to_dict(orient="records"):
-                fh.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
-    elif fmt == "xlsx":
-        if append:
-            raise InputError(f"{path}: XLSX output cannot be appended; use CSV or JSONL for streamed output")
-        # Control characters cannot be stored in a worksheet; they are replaced instead of failing the write.
-        df = df.apply(lambda col: col.map(lambda v: _XLSX_ILLEGAL.sub("\ufffd", v) if isinstance(v, str) else v)
-                      if col.dtype == object or pd.api.types.is_string_dtype(col) else col)
-        df.to_excel(path, index=False)
-    else:
-        if append:
-            raise InputError(f"{path}: Parquet output cannot be appended; use CSV or JSONL for streamed output")
-        df.to_parquet(path, index=False)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import EngineConfig
-from .engine import MatchEngine
-from .io import write_table
-from .records import load_records, report_rejections
+from ..config import EngineConfig
+from ..ingest.records import load_records
+from ..match.engine import MatchEngine
+from ..output.rejects import report_rejections
+from ..output.tables import write_table
 
 
 def run_demo(corpus: Path, out: Path, config: EngineConfig, k: int = 5, show: int = 6, progress: bool = False,

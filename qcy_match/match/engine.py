@@ -14,20 +14,21 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import __version__, persistence
+from .. import persistence
+from .._version import __version__
+from ..config import EngineConfig
+from ..encoders import Encoder, load_encoder, make_encoder
+from ..index.dense import DenseIndex
+from ..index.sparse import SparseIndex
+from ..index.topk import top_k
+from ..ingest.records import from_any, text_of
+from ..ingest.tables import Rejection
+from ..text import Tokenizer
 from . import filters as filt
-from .config import EngineConfig
-from .encoders import Encoder, load_encoder, make_encoder
 from .explain import EXPLAIN_FIELDS, explain
 from .fusion import fuse
-from .index import DenseIndex
-from .io import Rejection
-from .records import from_any, text_of
 from .results import SIDES, Matches
 from .snapshot import Snapshot, changed, compacted
-from .sparse import SparseIndex
-from .text import Tokenizer
-from .topk import top_k
 
 logger = logging.getLogger(__name__)
 

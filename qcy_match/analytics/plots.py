@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .encoders import MissingExtraError
+from ..errors import MissingExtraError
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import __version__, persistence
+from .. import persistence
+from .._version import __version__
+from ..text import Tokenizer, normalize
 from .kernel_svm import KernelSVM
-from .text import Tokenizer, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class TextClassifier:
         from tqdm import tqdm
 
         if self._encoder is None:
-            from .encoders import make_encoder
+            from ..encoders import make_encoder
 
             self._encoder = make_encoder(self.dense) if self.dense in DENSE_NAMES else \
                 make_encoder("st", {"model_path": str(self.dense)})
@@ -463,7 +464,7 @@ def fill_missing_industry(records: pd.DataFrame, classifier: Any, threshold: flo
     (empty for given codes). The classifier's labels must be GB/T 4754 codes (a zero-shot one at 门类–小类 level,
     or a supervised one trained on codes).
     """
-    from . import taxonomy
+    from ..taxonomy import gbt as taxonomy
 
     out = records.copy()
     missing = np.array([len(c) == 0 for c in out["industry"]], dtype=bool)

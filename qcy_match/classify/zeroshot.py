@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import chains, taxonomy
-from .classify import Predictions, fit_temperature, softmax
-from .records import text_of
-from .text import Tokenizer, normalize
+from ..ingest.records import text_of
+from ..taxonomy import chains
+from ..taxonomy import gbt as taxonomy
+from ..text import Tokenizer, normalize
+from .supervised import Predictions, fit_temperature, softmax
 
 LEVELS = {"门类": 1, "大类": 2, "中类": 3, "小类": 4, "section": 1, "division": 2, "group": 3, "class": 4,
           "1": 1, "2": 2, "3": 3, "4": 4, "chain": 0, "产业链": 0}

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import regions, taxonomy
-from .io import Rejection, read_table
-from .text import normalize
+from ..taxonomy import gbt as taxonomy
+from ..taxonomy import regions
+from ..text import normalize
+from .tables import Rejection, read_table
 
 logger = logging.getLogger(__name__)
 
@@ -183,27 +184,3 @@ def text_of(records: pd.DataFrame) -> list[str]:
     kws: Any = records["keywords"] if "keywords" in records else [[]] * len(records)
     return [f"{t} {' '.join(k)} {d}".strip() for t, k, d in zip(records["title"], kws, records["description"],
                                                                   strict=True)]
-
-
-class RejectedRowsError(ValueError):
-    """Rows were rejected and the caller asked for strictness."""
-
-
-def report_rejections(rejects: list[Rejection], path: str | os.PathLike[str], strict: bool = False) -> str:
-    """Write the rejected-rows report (even when empty, so a job always leaves one) and return a one-line summary.
-
-    With ``strict``, any rejection raises :class:`RejectedRowsError` naming the first few rows, after the report is
-    written so the user can read it.
-    """
-    from .io import write_table
-
-    write_table(rejections_frame(rejects), path)
-    if rejects and strict:
-        first = "; ".join(f"{r.file} row {r.row} field {r.field}: {r.reason}" for r in rejects[:3])
-        raise RejectedRowsError(f"--strict: {len(rejects)} rows rejected (report: {path}); first: {first}")
-    return f"{len(rejects)} rejected rows → {path}"
-
-
-def rejections_frame(rejects: list[Rejection]) -> pd.DataFrame:
-    """Rejections as a table with columns file, row, field, reason, value."""
-    return pd.DataFrame([r.to_dict() for r in rejects], columns=["file", "row", "field", "reason", "value"])

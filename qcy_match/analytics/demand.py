@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from . import chains, regions, taxonomy
-from .config import EngineConfig
-from .engine import MatchEngine, RecordsLike
-from .records import from_any, text_of
-from .text import Tokenizer
+from ..config import EngineConfig
+from ..ingest.records import from_any, text_of
+from ..match.engine import MatchEngine, RecordsLike
+from ..taxonomy import chains, regions
+from ..taxonomy import gbt as taxonomy
+from ..text import Tokenizer
 
 logger = logging.getLogger(__name__)
 

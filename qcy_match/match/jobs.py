@@ -22,15 +22,17 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import InputError
+from ..ingest.records import prepare
+from ..ingest.tables import Rejection, iter_table, table_format
+from ..output.tables import write_table
 from .engine import MatchEngine
-from .io import InputError, Rejection, iter_table, table_format, write_table
-from .records import prepare
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class StreamResult:
+class JobResult:
     """Counts of one streamed run."""
 
     queries: int = 0
@@ -92,7 +94,7 @@ def _fsync(path: Path) -> None:
 
 def match_file(engine: MatchEngine, needs: Path, out: Path, k: int = 10, filters: Iterable[str] | None = None,
                chunk_rows: int = 2000, resume: bool = False,
-               progress: Callable[[int], None] | None = None) -> StreamResult:
+               progress: Callable[[int], None] | None = None) -> JobResult:
     """Match every need in ``needs`` against ``engine`` and append the table to ``out`` (CSV/TSV/JSONL)."""
     if table_format(out) not in ("csv", "tsv", "jsonl"):
         raise InputError(f"{out}: streamed output must be CSV, TSV or JSONL")
@@ -122,7 +124,7 @@ def match_file(engine: MatchEngine, needs: Path, out: Path, k: int = 10, filters
     else:
         out.unlink(missing_ok=True)
         _write_checkpoint(ckpt, {"identity": ident, "chunks_done": 0, "bytes": 0})
-    result = StreamResult(skipped_chunks=done)
+    result = JobResult(skipped_chunks=done)
     for c, recs in prepared_chunks(needs, chunk_rows, result.rejected):
         result.valid += len(recs)
         if c < done or not len(recs):

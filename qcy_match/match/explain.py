@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import taxonomy
+from ..taxonomy import gbt as taxonomy
 
 # The record fields an explanation reads (besides tokens).
 EXPLAIN_FIELDS = ("industry", "region_city", "region_group")

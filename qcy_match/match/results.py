@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .records import FIELDS
+from ..ingest.records import FIELDS
 
 SIDES = ("needs", "achievements")
 LABEL = {"needs": "need", "achievements": "achievement"}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import analytics as an
+from ..output.tables import write_table
+from . import demand as an
 from . import topics as tp
-from .io import write_table
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..index.dense import DenseIndex
+from ..index.sparse import SparseIndex
 from .explain import EXPLAIN_FIELDS
 from .filters import FilterIndex
-from .index import DenseIndex
-from .sparse import SparseIndex
 
 # The delta segments are searched exactly, and deleted positions cost memory and scan time, so they are merged into
 # a fresh main segment once they pass this size (the larger of the two bounds).
