@@ -13,6 +13,7 @@ and refuses file names that leave the directory. Nothing is read with pickle.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -30,7 +31,31 @@ from .errors import IndexFormatError
 FORMAT = "qcy-match-index"
 # 2: BM25 postings hold term frequencies (scored at query time) instead of precomputed scores.
 FORMAT_VERSION = 2
-MANIFEST = "manifest.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The files of an index directory, named once (model2vec's ``persistence`` ``Layout``).
+
+    Writers and readers take every name from :data:`LAYOUT`; renaming a file here renames it everywhere (and needs a
+    new :data:`FORMAT_VERSION`, since existing directories hold the old names).
+    """
+
+    manifest: str = "manifest.json"  # format, versions, parameters, counts, and the checksum of every other file
+    records: str = "records.parquet"  # the indexed records with their token lists (match.engine)
+    vectors: str = "vectors.npy"  # dense vectors, float32 or float16 (absent when a float16 HNSW graph holds them)
+    faiss: str = "faiss.index"  # the FAISS structure of the hnsw and ivf kinds (slow to rebuild)
+    bm25_data: str = "bm25_data.npy"  # BM25 postings (index.sparse): term frequencies,
+    bm25_indices: str = "bm25_indices.npy"  # the document of each posting,
+    bm25_indptr: str = "bm25_indptr.npy"  # where each term's postings start,
+    bm25_doclen: str = "bm25_doclen.npy"  # document lengths,
+    bm25_vocab: str = "bm25_vocab.json"  # k1, b, document count and the terms in id order
+    lsa_vocab: str = "lsa_vocab.json"  # LSA encoder (encoders.lsa): vocabulary,
+    lsa_idf: str = "lsa_idf.npy"  # its IDF weights,
+    lsa_components: str = "lsa_components.npy"  # and the SVD components
+
+
+LAYOUT = Layout()
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +94,7 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     """
     root = Path(path)
     old = _old(root)
-    if not (root / MANIFEST).is_file() and not root.exists() and (old / MANIFEST).is_file():
+    if not (root / LAYOUT.manifest).is_file() and not root.exists() and (old / LAYOUT.manifest).is_file():
         logger.warning("%s: a save was interrupted; reading the previous version from %s", root, old)
         return old
     return root
@@ -95,7 +120,7 @@ def save_dir(path: str | os.PathLike[str], write: Callable[[Path], dict[str, Any
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _recover(target)
-        if target.exists() and not (target / MANIFEST).is_file() and any(target.iterdir()):
+        if target.exists() and not (target / LAYOUT.manifest).is_file() and any(target.iterdir()):
             raise IndexFormatError(f"{target}: exists and is not a qcy-match index; refusing to overwrite it")
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
@@ -105,7 +130,7 @@ def save_dir(path: str | os.PathLike[str], write: Callable[[Path], dict[str, Any
                              for name in files}
             manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
                         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **body}
-            with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
+            with open(tmp / LAYOUT.manifest, "w", encoding="utf-8") as fh:
                 json.dump(manifest, fh, ensure_ascii=False, indent=1)
             _fsync_tree(tmp)
             _swap(tmp, target)
@@ -132,9 +157,9 @@ def read_manifest(path: str | os.PathLike[str], verify: bool = True) -> dict[str
     root = resolve(path)
     if not root.is_dir():
         raise IndexFormatError(f"{root}: no such index directory")
-    mpath = root / MANIFEST
+    mpath = root / LAYOUT.manifest
     if not mpath.is_file():
-        raise IndexFormatError(f"{root}: not a qcy-match index (no {MANIFEST})")
+        raise IndexFormatError(f"{root}: not a qcy-match index (no {LAYOUT.manifest})")
     try:
         manifest: dict[str, Any] = json.loads(mpath.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -151,7 +176,7 @@ def read_manifest(path: str | os.PathLike[str], verify: bool = True) -> dict[str
         raise IndexFormatError(f"{root}: manifest lists no files")
     for name, meta in files.items():
         f = root / name
-        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..", MANIFEST) \
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..", LAYOUT.manifest) \
                 or not isinstance(meta, dict):
             raise IndexFormatError(f"{root}: manifest lists an invalid file entry {name!r}")
         if not f.is_file():
