@@ -4,8 +4,9 @@ Saving is atomic under SIGKILL and power loss. The new index is written to a sib
 file and the directory are fsynced; then two renames swap it in: ``DIR → .DIR.old`` and ``tmp → DIR``, and the
 parent directory is fsynced. A process killed between the two renames leaves no ``DIR`` but a complete
 ``.DIR.old``: :func:`resolve` (used by every load) reads that one, and the next save renames it back first. Leftover
-temporary directories are removed by the next save. Concurrent savers are serialised by an advisory lock
-(``flock``) on the parent directory.
+temporary directories are removed by the next save. Concurrent savers are serialised by an advisory lock on the
+parent directory (``flock``; on Windows ``msvcrt.locking`` on a lock file in it; where neither exists, none, with a
+warning), taken only while saving, so importing this module needs neither.
 
 Loading verifies the manifest (format, version, file list, sizes) and every file's SHA-256 before anything is read,
 and refuses file names that leave the directory. Nothing is read with pickle.
@@ -13,16 +14,17 @@ and refuses file names that leave the directory. Nothing is read with pickle.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import fcntl
 import hashlib
+import importlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,8 @@ def _old(target: Path) -> Path:
 
 
 def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # Windows cannot open a directory to fsync it; NTFS journals the renames itself
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -116,9 +120,7 @@ def save_dir(path: str | os.PathLike[str], write: Callable[[Path], dict[str, Any
     """Create ``path`` atomically: ``write(tmp)`` fills a temporary directory and returns the manifest body."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = os.open(target.parent, os.O_RDONLY)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(target.parent):
         _recover(target)
         if target.exists() and not (target / LAYOUT.manifest).is_file() and any(target.iterdir()):
             raise IndexFormatError(f"{target}: exists and is not a qcy-match index; refusing to overwrite it")
@@ -137,9 +139,49 @@ def save_dir(path: str | os.PathLike[str], write: Callable[[Path], dict[str, Any
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    finally:
-        os.close(lock)  # releases the lock
     return target
+
+
+def _platform_module(name: str) -> Any:
+    """An optional platform module (``fcntl`` on POSIX, ``msvcrt`` on Windows), or None where it does not exist."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock that serialises the savers of ``directory``'s entries, until the block ends."""
+    fcntl = _platform_module("fcntl")
+    if fcntl is not None:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    msvcrt = _platform_module("msvcrt")
+    if msvcrt is None:
+        logger.warning("%s: no file locking on this platform; concurrent saves into it are not serialised",
+                       directory)
+        yield
+        return
+    # Windows cannot open a directory as a file: lock the first byte of a lock file in it instead.
+    with open(directory / ".qcy-match.lock", "a+b") as fh:
+        fh.seek(0)
+        while True:
+            try:
+                msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK, 1)
+                break
+            except OSError:  # LK_LOCK gives up after 10 tries a second apart; a save can take longer
+                continue
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 def _swap(tmp: Path, target: Path) -> None:
