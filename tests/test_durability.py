@@ -171,3 +171,52 @@ def test_npy_with_pickled_objects_is_refused(small_index):
     _replace_and_resign(path, "vectors.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(IndexFormatError, match="incomplete or inconsistent"):
         MatchEngine.load(path)
+
+
+# ---- platforms without fcntl (Windows) -------------------------------------------------------------------------
+@pytest.fixture
+def without_fcntl(monkeypatch):
+    """qcy_match.persistence imported afresh where ``fcntl`` does not exist, and restored afterwards."""
+    import importlib
+
+    from qcy_match import persistence
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` now raises ImportError
+    yield importlib.reload(persistence)
+    monkeypatch.undo()
+    importlib.reload(persistence)
+
+
+def test_import_without_fcntl_in_a_fresh_interpreter():
+    code = "import sys; sys.modules['fcntl'] = None; import qcy_match.persistence; from qcy_match import MatchEngine"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_save_without_any_lock_warns_and_round_trips(small_index, without_fcntl, monkeypatch, caplog):
+    path, base = small_index
+    monkeypatch.setitem(sys.modules, "msvcrt", None)
+    engine = MatchEngine.load(path)
+    engine.add([{"id": "K0", "title": "钛合金锻件", "description": "热处理"}])
+    with caplog.at_level("WARNING", logger="qcy_match.persistence"):
+        engine.save(path)
+    assert "no file locking" in caplog.text
+    assert ids_of(path) == [*base, "K0"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["idx"]
+
+
+def test_save_locks_with_msvcrt_where_fcntl_is_missing(tmp_path, without_fcntl, monkeypatch):
+    import types
+
+    calls = []
+    fake = types.SimpleNamespace(LK_LOCK=1, LK_UNLCK=0, locking=lambda fd, mode, n: calls.append((mode, n)))
+    monkeypatch.setitem(sys.modules, "msvcrt", fake)
+
+    def write(tmp):
+        assert calls == [(1, 1)]  # the lock is held while the directory is written
+        (tmp / "x.txt").write_text("x", encoding="utf-8")
+        return {}
+
+    path = without_fcntl.save_dir(tmp_path / "d", write)
+    assert calls == [(1, 1), (0, 1)]
+    assert without_fcntl.read_manifest(path)["files"]["x.txt"]["bytes"] == 1

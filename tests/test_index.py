@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from qcy_match.index.dense import DenseIndex
+from qcy_match.index.dense import BACKENDS, DenseIndex
 from qcy_match.index.sparse import SparseIndex
 from qcy_match.index.topk import top_k
 from qcy_match.match.fusion import fuse, minmax, ranks
@@ -159,6 +159,29 @@ def test_auto_kind_and_unknown_kind(vectors):
     assert DenseIndex("auto", auto_threshold=50).fit(x[:100]).kind_ == "hnsw"
     with pytest.raises(ValueError, match="unknown index kind"):
         DenseIndex("annoy")
+
+
+def test_kinds_are_backends_chosen_by_name(tmp_path, vectors, built):
+    x, _ = vectors
+    assert sorted(BACKENDS) == sorted(KINDS)
+    for kind in KINDS:
+        index = built[(kind, 50_000)]
+        assert isinstance(index.backend_, BACKENDS[kind]) and index.kind_ == kind
+    index = built[("flat", 50_000)]
+    index.save(tmp_path)
+    with pytest.raises(ValueError, match="unknown index kind 'annoy'"):
+        DenseIndex.load(tmp_path, index.params(), "annoy")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_index_save_load_roundtrip(tmp_path, kind):
+    """An index over no vectors (a live index whose records were all deleted, then compacted) saves and loads."""
+    index = DenseIndex(kind).fit(np.zeros((0, D), np.float32))
+    index.save(tmp_path)
+    loaded = DenseIndex.load(tmp_path, index.params(), index.kind_)
+    assert len(loaded) == 0
+    idx, scores = loaded.search(np.ones((2, D), np.float32), K)
+    assert (idx == -1).all() and np.isneginf(scores).all()
 
 
 @pytest.mark.parametrize("kind", KINDS)

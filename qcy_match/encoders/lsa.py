@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..persistence import LAYOUT
 from .base import normalize_rows
 
 
@@ -73,17 +74,17 @@ class LSAEncoder:
 
     def save(self, path: Path) -> list[str]:
         """Write vocabulary, IDF and components."""
-        (path / "lsa_vocab.json").write_text(json.dumps(list(self.vocabulary_), ensure_ascii=False), "utf-8")
-        np.save(path / "lsa_idf.npy", self.idf_, allow_pickle=False)
-        np.save(path / "lsa_components.npy", self.components_, allow_pickle=False)
-        return ["lsa_vocab.json", "lsa_idf.npy", "lsa_components.npy"]
+        (path / LAYOUT.lsa_vocab).write_text(json.dumps(list(self.vocabulary_), ensure_ascii=False), "utf-8")
+        np.save(path / LAYOUT.lsa_idf, self.idf_, allow_pickle=False)
+        np.save(path / LAYOUT.lsa_components, self.components_, allow_pickle=False)
+        return [LAYOUT.lsa_vocab, LAYOUT.lsa_idf, LAYOUT.lsa_components]
 
     @classmethod
     def load(cls, path: Path, params: dict[str, Any]) -> LSAEncoder:
         """Read what :meth:`save` wrote."""
         self = cls(**params)
-        vocab = json.loads((path / "lsa_vocab.json").read_text("utf-8"))
+        vocab = json.loads((path / LAYOUT.lsa_vocab).read_text("utf-8"))
         self.vocabulary_ = {t: i for i, t in enumerate(vocab)}
-        self.idf_ = np.load(path / "lsa_idf.npy", allow_pickle=False)
-        self.components_ = np.load(path / "lsa_components.npy", allow_pickle=False)
+        self.idf_ = np.load(path / LAYOUT.lsa_idf, allow_pickle=False)
+        self.components_ = np.load(path / LAYOUT.lsa_components, allow_pickle=False)
         return self

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..persistence import LAYOUT
 from .topk import top_k
 
 
@@ -211,23 +212,23 @@ class SparseIndex:
         if len(self.delta_) or self.alive_ is not None:
             raise ValueError("save a compacted SparseIndex (the engine compacts before saving)")
         m = self.main_
-        np.save(path / "bm25_data.npy", m.tf, allow_pickle=False)
-        np.save(path / "bm25_indices.npy", m.docs, allow_pickle=False)
-        np.save(path / "bm25_indptr.npy", m.indptr, allow_pickle=False)
-        np.save(path / "bm25_doclen.npy", m.lengths, allow_pickle=False)
+        arrays = {LAYOUT.bm25_data: m.tf, LAYOUT.bm25_indices: m.docs, LAYOUT.bm25_indptr: m.indptr,
+                  LAYOUT.bm25_doclen: m.lengths}
+        for name, array in arrays.items():
+            np.save(path / name, array, allow_pickle=False)
         terms = sorted(self.vocab_, key=self.vocab_.__getitem__)
         meta = {"k1": self.k1, "b": self.b, "n_docs": self.n_docs_, "terms": terms}
-        (path / "bm25_vocab.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        return ["bm25_data.npy", "bm25_indices.npy", "bm25_indptr.npy", "bm25_doclen.npy", "bm25_vocab.json"]
+        (path / LAYOUT.bm25_vocab).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        return [*arrays, LAYOUT.bm25_vocab]
 
     @classmethod
     def load(cls, path: Path) -> SparseIndex:
         """Read an index written by :meth:`save`, checking that the arrays agree with each other."""
-        meta: dict[str, Any] = json.loads((path / "bm25_vocab.json").read_text(encoding="utf-8"))
+        meta: dict[str, Any] = json.loads((path / LAYOUT.bm25_vocab).read_text(encoding="utf-8"))
         self = cls(k1=float(meta["k1"]), b=float(meta["b"]))
         self.vocab_ = {str(t): i for i, t in enumerate(meta["terms"])}
-        arrays = [np.load(path / f"bm25_{n}.npy", allow_pickle=False) for n in ("indptr", "indices", "data", "doclen")]
-        indptr, docs, tf, lengths = arrays
+        indptr, docs, tf, lengths = (np.load(path / name, allow_pickle=False) for name in
+                                     (LAYOUT.bm25_indptr, LAYOUT.bm25_indices, LAYOUT.bm25_data, LAYOUT.bm25_doclen))
         n_docs = int(meta["n_docs"])
         if (len(indptr) != len(self.vocab_) + 1 or len(docs) != len(tf) or int(indptr[-1]) != len(docs)
                 or len(lengths) != n_docs or (len(docs) and (docs.min() < 0 or docs.max() >= n_docs))):

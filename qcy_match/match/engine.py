@@ -326,7 +326,7 @@ class MatchEngine:
         for col in recs.columns:
             if recs[col].dtype == object and col not in ("industry", "keywords", "_tokens"):
                 recs[col] = recs[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
-        recs.to_parquet(tmp / "records.parquet", index=False)
+        recs.to_parquet(tmp / persistence.LAYOUT.records, index=False)
         st.sparse.save(tmp)
         self.encoder_.save(tmp)
         st.dense.save(tmp)
@@ -342,7 +342,7 @@ class MatchEngine:
         manifest = persistence.read_manifest(root, verify=verify)
         try:
             self = cls(EngineConfig.from_dict(manifest["config"]))
-            recs = pd.read_parquet(root / "records.parquet")
+            recs = pd.read_parquet(root / persistence.LAYOUT.records)
             tokens = [list(t) for t in recs.pop("_tokens")]  # pyarrow shares equal strings, as interning does
             for col in ("industry", "keywords"):
                 recs[col] = [list(v) for v in recs[col]]

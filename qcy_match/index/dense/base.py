@@ -1,0 +1,206 @@
+"""What every dense index kind shares: live updates, filtered search with its exact fallback, scores, save/load.
+
+A :class:`DenseIndex` holds a :class:`~.storage.Storage` (how the vectors are kept: ``float32``, ``float16`` or
+``sq8``) and a :class:`~.backend.Backend` (the search structure of one kind: ``numpy``, ``flat``, ``hnsw``, ``ivf``,
+see :mod:`.kinds`). ``auto`` picks the kind (flat below ``auto_threshold`` vectors, else hnsw) and the storage
+(compressed from ``compress_above`` vectors on; see README, "Index kinds and memory").
+
+A filtered search always returns min(k, number of vectors that pass the filter) results: strict filters are
+answered exactly on the kept subset; loose ones go through the structure with an ID selector, and any query that
+comes back short is answered exactly instead.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..topk import best, exact_top_k
+from .backend import Backend, Tuning
+from .kinds import KINDS, make_backend
+from .storage import STORAGES, Storage
+
+
+class DenseIndex:
+    """Inner-product search over unit vectors, of any kind and storage.
+
+    Live updates: vectors added after :meth:`fit` form a *delta* searched exactly beside the main structure, and
+    deletes are a mask applied inside every search; :meth:`updated` returns a new instance (readers holding the old
+    one are undisturbed) and :meth:`compacted` rebuilds one main structure over the live vectors, as a fresh build
+    over them would. Positions: main vectors first, then the delta's, in the order added.
+    """
+
+    def __init__(self, kind: str = "auto", auto_threshold: int = 50_000, hnsw_m: int = 32, ef_search: int = 128,
+                 ef_construction: int = 80, nlist: int = 0, nprobe: int = 32, exact_below: int = 50_000,
+                 storage: str = "auto", compress_above: int = 250_000, refine: int = 2) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+        if storage not in STORAGES:
+            raise ValueError(f"unknown index storage {storage!r}; choose one of {', '.join(STORAGES)}")
+        self.storage = storage
+        self.compress_above = compress_above
+        self.refine = max(1, int(refine))
+        self.kind = kind
+        self.auto_threshold = auto_threshold
+        self.hnsw_m = hnsw_m
+        self.ef_search = ef_search
+        self.ef_construction = ef_construction
+        self.nlist = nlist
+        self.nprobe = nprobe
+        self.exact_below = exact_below
+
+    def params(self) -> dict[str, Any]:
+        """Parameters for the manifest."""
+        return {"kind": self.kind, "auto_threshold": self.auto_threshold, "hnsw_m": self.hnsw_m,
+                "ef_search": self.ef_search, "ef_construction": self.ef_construction, "nlist": self.nlist,
+                "nprobe": self.nprobe, "exact_below": self.exact_below, "storage": self.storage,
+                "compress_above": self.compress_above, "refine": self.refine}
+
+    def _tuning(self) -> Tuning:
+        return Tuning(hnsw_m=self.hnsw_m, ef_search=self.ef_search, ef_construction=self.ef_construction,
+                      nlist=self.nlist, nprobe=self.nprobe, refine=self.refine)
+
+    def fit(self, vectors: np.ndarray) -> DenseIndex:
+        """Build the index over (n, d) unit vectors."""
+        x = np.asarray(vectors)
+        n = len(x)
+        kind = self.kind
+        if kind == "auto":
+            kind = "flat" if n < self.auto_threshold else "hnsw"
+        storage = self.storage
+        if storage == "auto":
+            # float16 measured as small and as accurate as sq8 (which keeps the float16 copy too) and faster.
+            storage = "float32" if n < self.compress_above else "float16"
+        if x.ndim != 2 or not n:
+            storage = "float32"  # nothing to compress, and FAISS needs a dimension
+        self.backend_: Backend = make_backend(kind, self._tuning())
+        self.store_: Storage = self.backend_.build(x, storage)
+        self._start_live()
+        return self
+
+    def _start_live(self) -> None:
+        """No delta, no deletes: the state after a build or a load."""
+        v = self.store_.vectors
+        self.delta_ = np.zeros((0, v.shape[1] if v.ndim == 2 else 0), v.dtype)
+        self.alive_: np.ndarray | None = None
+
+    @property
+    def kind_(self) -> str:
+        """The kind built (``auto`` resolved)."""
+        return self.backend_.name
+
+    @property
+    def storage_(self) -> str:
+        """The storage built (``auto`` resolved): float32, float16 or sq8."""
+        return self.store_.name
+
+    @property
+    def vectors_(self) -> np.ndarray:
+        """The main vectors, (n, d) float32 or a read-only float16 view."""
+        return self.store_.vectors
+
+    def __len__(self) -> int:
+        """Positions, deleted ones included."""
+        return len(self.store_) + len(self.delta_)
+
+    # ---- live updates -------------------------------------------------------------------------------------------
+    def updated(self, add: np.ndarray | None = None, delete: np.ndarray | list[int] | None = None) -> DenseIndex:
+        """A new index with ``delete`` positions masked out and ``add`` vectors appended to the exact delta."""
+        new = copy.copy(self)
+        alive = np.ones(len(self), bool) if self.alive_ is None else self.alive_.copy()
+        alive[np.asarray(delete if delete is not None else [], dtype=np.int64)] = False
+        if add is not None and len(add):
+            new.delta_ = np.ascontiguousarray(np.vstack([self.delta_, self.store_.like(add)]))
+            alive = np.concatenate([alive, np.ones(len(add), bool)])
+        new.alive_ = None if alive.all() else alive
+        return new
+
+    def _live_stored(self) -> np.ndarray:
+        all_ = np.vstack([self.vectors_, self.delta_]) if len(self.delta_) else self.vectors_
+        return all_ if self.alive_ is None else all_[self.alive_]
+
+    def live_vectors(self) -> np.ndarray:
+        """The vectors of live positions, in position order, as float32 (a copy when storage is compressed)."""
+        return np.asarray(self._live_stored(), dtype=np.float32)
+
+    def compacted(self) -> DenseIndex:
+        """A new index built over the live vectors only: no delta, no deletes (renumbers positions)."""
+        if not len(self.delta_) and self.alive_ is None:
+            return self
+        return DenseIndex(**self.params()).fit(self._live_stored())
+
+    # ---- searching ----------------------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k positions and inner products per query, best first; -1 and -inf pad short rows.
+
+        ``mask`` (over all positions) keeps the positions it marks; deleted positions are never returned.
+        """
+        if self.alive_ is not None:
+            mask = self.alive_ if mask is None else mask & self.alive_
+        n_main = len(self.store_)
+        if not len(self.delta_):
+            return self._search_main(queries, k, mask)
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        i1, s1 = self._search_main(q, k, None if mask is None else mask[:n_main])
+        i2, s2 = exact_top_k(self.delta_, q, k, None if mask is None else mask[n_main:])
+        i2 = np.where(i2 >= 0, i2 + n_main, -1)
+        return best(np.hstack([i1, i2]), np.hstack([s1, s2]), k)
+
+    def _search_main(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k over the main vectors: exact for strict filters, else through the structure, short rows exactly."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        kept = len(self.store_) if mask is None else int(mask.sum())
+        want = min(k, kept)
+        if want == 0 or len(q) == 0:
+            return np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
+        if self.backend_.faiss_ is None or (mask is not None and kept <= self.exact_below):
+            return self.store_.exact(q, k, mask)
+        idx, scores = self.backend_.search(self.store_, q, k, mask)
+        short = (idx[:, :want] < 0).any(axis=1)
+        if short.any():
+            # Approximate graphs can run dry under a filter; answer those queries exactly instead.
+            ei, es = self.store_.exact(q[short], k, mask)
+            idx[short], scores[short] = ei, es
+        scores = np.where(idx >= 0, scores, -np.inf).astype(np.float32)
+        return idx.astype(np.int64), scores
+
+    def score(self, query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Inner products of one query with the given positions.
+
+        Summed in float64, so a score does not depend on which other rows share the BLAS call (min-max fusion
+        would magnify last-bit differences between a live-updated index and a fresh build).
+        """
+        n_main = len(self.store_)
+        cands = np.asarray(candidates, dtype=np.int64)
+        q = np.asarray(query, dtype=np.float64)
+        main = cands < n_main
+        out = np.empty(len(cands), np.float32)
+        out[main] = self.vectors_[cands[main]].astype(np.float64) @ q
+        if not main.all():
+            out[~main] = self.delta_[cands[~main] - n_main].astype(np.float64) @ q
+        return out
+
+    # ---- persistence --------------------------------------------------------------------------------------------
+    def save(self, path: Path) -> list[str]:
+        """Write a compacted index (the engine compacts before saving): the vectors, and the FAISS structure of
+        kinds slow to rebuild (a float16 HNSW graph holds the vectors itself, so it is written alone).
+        """
+        if len(self.delta_) or self.alive_ is not None:
+            raise ValueError("save a compacted DenseIndex (the engine compacts before saving)")
+        return self.backend_.save(path, self.store_)
+
+    @classmethod
+    def load(cls, path: Path, params: dict[str, Any], kind_: str) -> DenseIndex:
+        """Read what :meth:`save` wrote, refusing files that disagree with each other or with ``params``."""
+        self = cls(**params)
+        self.backend_ = make_backend(kind_, self._tuning())
+        self.store_ = self.backend_.load(path, self.storage)
+        if self.storage not in ("auto", self.store_.name):
+            raise ValueError(f"the files hold {self.store_.name} vectors, the parameters say {self.storage}")
+        self._start_live()
+        return self
