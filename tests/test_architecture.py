@@ -13,8 +13,8 @@ ROOT = Path(qcy_match.__file__).parent
 # Earlier stages first; a package may import only packages of a lower rank.
 RANK = {
     "_version": 0, "errors": 0, "config": 0,
-    "text": 1, "taxonomy": 1, "persistence": 1, "evaluate": 1, "encoders": 1, "index": 1,
-    "ingest": 2,
+    "text": 1, "taxonomy": 1, "persistence": 1, "evaluate": 1,
+    "ingest": 2, "encoders": 2, "index": 2,
     "output": 3,
     "match": 4,
     "classify": 5,
