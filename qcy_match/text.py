@@ -7,7 +7,8 @@ import re
 import sys
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,27 @@ def _is_meaningful(tok: str) -> bool:
     return any(ch.isalnum() for ch in tok)
 
 
+_JIEBA_LOG_LOCK = threading.Lock()
+
+
+@contextmanager
+def _jieba_quiet(jieba_logger: logging.Logger) -> Iterator[None]:
+    """Hide jieba's dictionary-build messages, for this block only.
+
+    jieba logs them at DEBUG through a stderr handler it installs on its own logger, so every engine would print
+    them. Raising that logger's level just while building, and restoring it after, keeps them off the screen
+    without changing jieba's logging for the rest of the process. The lock keeps two builds from restoring each
+    other's level.
+    """
+    with _JIEBA_LOG_LOCK:
+        level = jieba_logger.level
+        jieba_logger.setLevel(max(level, logging.WARNING))
+        try:
+            yield
+        finally:
+            jieba_logger.setLevel(level)
+
+
 class Tokenizer:
     """jieba tokeniser with the GB/T 4754 domain dictionary, user dictionaries and stopwords.
 
@@ -92,9 +114,9 @@ class Tokenizer:
             if self._jieba is None:
                 import jieba
 
-                jieba.setLogLevel(logging.WARNING)  # jieba logs its dictionary build at DEBUG to stderr
                 tk = jieba.Tokenizer()
-                tk.initialize()
+                with _jieba_quiet(jieba.default_logger):
+                    tk.initialize()
                 if self.domain_dict:
                     with resources.as_file(resources.files("qcy_match.data").joinpath("domain_dict.txt")) as p:
                         tk.load_userdict(str(p))

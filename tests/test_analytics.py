@@ -9,6 +9,8 @@ import pytest
 from qcy_match import load_records
 from qcy_match.analytics import demand as an
 from qcy_match.analytics import topics as tp
+from qcy_match.errors import FilterError
+from qcy_match.match import filters
 from qcy_match.taxonomy import chains
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,12 +125,50 @@ def test_shortlist_covers_at_least_the_top_n_by_individual_score(analysis, scope
 
 def test_shortlist_scope_restricts_both_sides(analysis):
     shortlist, invitations = an.roadshow(analysis, 3, chain="数控机床")
-    ach = analysis.achievements.set_index("id")
-    nd = analysis.needs.set_index("id")
-    assert (ach.loc[shortlist["achievement_id"], "chain"] == "数控机床").all()
-    assert all(nd.at[n, "chain"] == "数控机床" for cell in invitations["need_ids"] for n in cell.split(";"))
-    with pytest.raises(ValueError, match="unknown chain"):
+    scope = an.scope_filters(chain="数控机床")
+    ach_in = set(analysis.achievements["id"][an.scope_mask(analysis.achievements, scope)])
+    need_in = set(analysis.needs["id"][an.scope_mask(analysis.needs, scope)])
+    assert len(shortlist) and set(shortlist["achievement_id"]) <= ach_in
+    assert {n for cell in invitations["need_ids"] for n in cell.split(";")} <= need_in
+    with pytest.raises(FilterError, match="unknown chain"):
         an.roadshow(analysis, 3, chain="不存在的链")
+    with pytest.raises(FilterError, match="filter industry"):
+        an.served_sets(analysis, industry="Z99")
+
+
+@pytest.mark.parametrize("spec", [["chain=钢铁深加工"], ["chain=数控机床", "region=关中"], ["industry=C34"],
+                                  ["region=陕北"], ["region=西安,宝鸡"], ["chain=航空,氢能", "industry=C"]])
+def test_scope_is_the_search_filter(analysis, spec):
+    parsed = filters.parse(spec)
+    scope = an.scope_filters(**{k: ",".join(v) for k, v in parsed.items()})
+    assert scope == parsed
+    # The same records as the search's filter over the engine's index, on both sides.
+    in_ach = an.scope_mask(analysis.achievements, scope)
+    np.testing.assert_array_equal(in_ach, filters.mask(analysis.engine.records_, parsed))
+    in_need = an.scope_mask(analysis.needs, scope)
+    np.testing.assert_array_equal(in_need, filters.mask(analysis.needs, parsed))
+    # A filtered search never returns an achievement outside the scope.
+    found = analysis.engine.match(analysis.needs[in_need], k=10, filters=spec, explain_matches=False).ids
+    assert {i for row in found for i in row if i is not None} <= set(analysis.achievements["id"][in_ach])
+    loose = float(analysis.pairs["strength"].quantile(0.6))
+    good = analysis.good_pairs(loose)
+    good = good[good["need_id"].isin(analysis.needs["id"][in_need])
+                & good["achievement_id"].isin(analysis.achievements["id"][in_ach])]
+    expected = {a: set(g["need_id"]) for a, g in good.groupby("achievement_id")}
+    assert an.served_sets(analysis, min_strength=loose, **{k: ",".join(v) for k, v in parsed.items()}) == expected
+
+
+def test_chain_scope_means_the_chain_codes_not_the_assigned_group(analysis):
+    # A scope used to take a chain as each record's one assigned group (group_of); it now means the GB/T codes the
+    # chain covers, as in search. A0209 (steel pipe codes, own chain 氢能) is in a 钢铁深加工 roadshow;
+    # N0114 (own chain 钢铁深加工, coded C3120 iron smelting, which the chain does not cover) is not.
+    scope = an.scope_filters(chain="钢铁深加工")
+    ach = analysis.achievements.assign(inside=an.scope_mask(analysis.achievements, scope)).set_index("id")
+    nd = analysis.needs.assign(inside=an.scope_mask(analysis.needs, scope)).set_index("id")
+    assert ach.at["A0209", "chain"] == "氢能" and ach.at["A0209", "inside"]
+    assert nd.at["N0114", "chain"] == "钢铁深加工" and not nd.at["N0114", "inside"]
+    # Grouping is unchanged: every record is still counted under exactly one chain.
+    assert an.gap_table(analysis, "chain")["achievements"].sum() == len(analysis.achievements)
 
 
 def test_greedy_beats_top_n_when_large_sets_overlap():

@@ -22,8 +22,9 @@ from scipy import sparse
 
 from ..config import EngineConfig
 from ..ingest.records import from_any, text_of
+from ..match import filters
 from ..match.engine import MatchEngine, RecordsLike
-from ..taxonomy import chains, regions
+from ..taxonomy import chains
 from ..taxonomy import gbt as taxonomy
 from ..text import Tokenizer
 
@@ -39,9 +40,10 @@ class DemandAnalysis:
     """One matching run over both sides and what the tables are computed from.
 
     ``needs`` and ``achievements`` are the validated records plus the columns ``industry_group`` (GB/T 4754 大类 of
-    the first code), ``chain`` (:func:`qcy_match.chains.record_chain`) and ``region_group`` (关中/陕北/陕南);
-    each record is counted under exactly one group per dimension, so group counts add up to the inputs. ``pairs``
-    holds each need's engine top-k with ``rank``, fused ``score`` and ``strength``.
+    the first code), ``chain`` (:func:`qcy_match.taxonomy.chains.record_chain`) and ``region_group``
+    (关中/陕北/陕南); each record is counted under exactly one group per dimension (see :func:`group_of`), so group
+    counts add up to the inputs. ``pairs`` holds each need's engine top-k with ``rank``, fused ``score`` and
+    ``strength``.
     """
 
     needs: pd.DataFrame
@@ -70,8 +72,14 @@ class DemandAnalysis:
 
 
 def group_of(records: pd.DataFrame, dim: str) -> pd.Series:
-    """The group each record is counted under for ``dim`` (industry 大类 such as 'C34 通用设备制造业', chain,
-    or region group).
+    """The one group each record is counted under for ``dim`` (industry 大类 such as 'C34 通用设备制造业', chain,
+    or region group), for the gap and topic tables.
+
+    This is grouping, not filtering: a record belongs to exactly one group, so the groups' counts add up to the
+    inputs. Selecting records (a roadshow's scope) is filtering and goes through the search's filters
+    (:func:`scope_mask`), where a chain means the codes it covers. The two can differ: a record whose own
+    ``chain`` column says 氢能 but whose codes are M7452 and C3130 (steel) is counted under 氢能 here, yet a
+    filter on chain 钢铁深加工 selects it and one on 氢能 does not.
     """
     if dim == "industry":
         def major(codes: Any) -> str:
@@ -240,26 +248,33 @@ def unused_by(analysis: DemandAnalysis, by: str = "industry") -> pd.DataFrame:
     return out.reset_index().sort_values(["unused", by], ascending=[False, True], ignore_index=True)
 
 
-def _scope_mask(records: pd.DataFrame, chain: str | None, industry: str | None, region: str | None) -> np.ndarray:
-    keep = np.ones(len(records), dtype=bool)
-    if chain:
-        keep &= (records["chain"] == chain).to_numpy()
-    if industry:
-        prefix = taxonomy.normalize_code(industry)
-        keep &= np.array([any(str(c).startswith(prefix) for c in codes) for codes in records["industry"]], bool)
-    if region:
-        keep &= np.array([regions.region_matches(region, c, g, r) for c, g, r in
-                          zip(records["region_city"], records["region_group"], records["region"], strict=True)], bool)
-    return keep
+def scope_filters(chain: str | None = None, industry: str | None = None, region: str | None = None
+                  ) -> dict[str, list[str]]:
+    """A roadshow scope as the search's filters, checked now.
+
+    Each value may list several, comma-separated, OR-ed: ``chain`` is a chain name (it means the GB/T 4754 codes
+    the chain covers), ``industry`` a code at any level, ``region`` a group, city or district. An unknown chain or
+    code raises :class:`~qcy_match.errors.FilterError`.
+    """
+    spec = {key: value for key, value in (("chain", chain), ("industry", industry), ("region", region)) if value}
+    return filters.parse(spec)
+
+
+def scope_mask(records: pd.DataFrame, scope: Mapping[str, list[str]]) -> np.ndarray:
+    """Which records fall in a scope of :func:`scope_filters`: exactly those a search with the same filters sees."""
+    keep = filters.mask(records, scope)
+    return np.ones(len(records), dtype=bool) if keep is None else keep
 
 
 def served_sets(analysis: DemandAnalysis, chain: str | None = None, industry: str | None = None,
                 region: str | None = None, min_strength: float | None = None) -> dict[str, set[str]]:
     """For each in-scope achievement, the in-scope needs it serves well: it is in their top-k with strength at
-    least ``min_strength`` (default: the calibrated threshold).
+    least ``min_strength`` (default: the calibrated threshold). The scope is the search's filters
+    (:func:`scope_filters`), applied to both sides.
     """
-    need_ids = set(analysis.needs["id"][_scope_mask(analysis.needs, chain, industry, region)])
-    ach_ids = set(analysis.achievements["id"][_scope_mask(analysis.achievements, chain, industry, region)])
+    scope = scope_filters(chain, industry, region)
+    need_ids = set(analysis.needs["id"][scope_mask(analysis.needs, scope)])
+    ach_ids = set(analysis.achievements["id"][scope_mask(analysis.achievements, scope)])
     good = analysis.good_pairs(min_strength)
     good = good[good["need_id"].isin(need_ids) & good["achievement_id"].isin(ach_ids)]
     return {str(a): set(g["need_id"]) for a, g in good.groupby("achievement_id")}
@@ -298,16 +313,15 @@ def roadshow(analysis: DemandAnalysis, slots: int = 5, chain: str | None = None,
              region: str | None = None, min_strength: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Achievements to present in ``slots`` roadshow slots so that together they serve the most distinct in-scope
     needs well (each need counted once), and the enterprises to invite. Scope: ``chain`` (name), ``industry``
-    (GB/T 4754 code at any level) and ``region`` (group, city or district) restrict both sides.
+    (GB/T 4754 code at any level) and ``region`` (group, city or district) restrict both sides, with the meaning
+    they have as search filters (:func:`scope_filters`); an unknown chain or code raises
+    :class:`~qcy_match.errors.FilterError`.
 
     Returns ``(shortlist, invitations)``: one row per slot with the needs it newly serves and the running
     coverage; one row per enterprise with its needs and the shortlisted achievements that serve them.
     """
     if slots < 1:
         raise ValueError("slots must be at least 1")
-    known = set(analysis.needs["chain"]) | set(analysis.achievements["chain"])
-    if chain and chain not in known:
-        raise ValueError(f"unknown chain {chain!r}; the inputs have: {'、'.join(sorted(known))}")
     sets = served_sets(analysis, chain, industry, region, min_strength)
     good = analysis.good_pairs(min_strength)
     weight = {str(a): float(w) for a, w in good.groupby("achievement_id")["strength"].sum().items()}

@@ -1,15 +1,18 @@
-"""PNG plots of the demand analytics with Chinese labels (matplotlib, Agg), and the CJK font they use.
+"""PNG plots of the demand analytics with Chinese labels (matplotlib), and the CJK font they use.
 
 The font is Noto Sans CJK SC from the ``mplfonts`` wheel (installed by the ``[report]`` extra, so no system
 package is needed); a system font with CJK glyphs (e.g. Debian's fonts-noto-cjk) is used when that wheel is
-absent.
+absent. Figures are drawn without pyplot and with their style set only while drawing, so making a plot leaves
+matplotlib's backend and ``rcParams`` as the caller had them (a notebook's inline plots keep working).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,6 @@ def _matplotlib() -> Any:
         import matplotlib
     except ImportError as exc:
         raise MissingExtraError("plots need matplotlib: pip install 'qcy-match[report]'") from exc
-    matplotlib.use("Agg")
     return matplotlib
 
 
@@ -65,26 +67,40 @@ def cjk_font_name() -> str:
     return name
 
 
-def _figure(height: float, width: float = 8.0) -> tuple[Any, Any]:
-    _matplotlib()
-    import matplotlib.pyplot as plt
+def _styled(draw: Callable[..., bytes]) -> Callable[..., bytes]:
+    """Run a plot function with the CJK font and ASCII minus signs, restoring ``rcParams`` afterwards.
 
-    plt.rcParams["font.family"] = [cjk_font_name(), "DejaVu Sans"]
-    plt.rcParams["axes.unicode_minus"] = False
-    return plt.subplots(figsize=(width, height), dpi=110)
+    The whole drawing runs inside the context, saving included: tick labels take their font when they are drawn.
+    """
+    @functools.wraps(draw)
+    def run(*args: Any, **kwargs: Any) -> bytes:
+        matplotlib = _matplotlib()
+        with matplotlib.rc_context({"font.family": [cjk_font_name(), "DejaVu Sans"], "axes.unicode_minus": False}):
+            return draw(*args, **kwargs)
+    return run
+
+
+def _figure(height: float, width: float = 8.0) -> tuple[Any, Any]:
+    """A figure outside pyplot (no backend, no global figure list) and its one axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    return fig, fig.subplots()
 
 
 def to_png(fig: Any) -> bytes:
-    """The figure as PNG bytes; the figure is closed."""
-    import matplotlib.pyplot as plt
-
+    """The figure as PNG bytes; a pyplot figure is closed."""
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
-    plt.close(fig)
+    if getattr(fig.canvas, "manager", None) is not None:  # made by pyplot, which keeps it until closed
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return buf.getvalue()
 
 
+@_styled
 def gap_chart(gap: pd.DataFrame, by: str, title: str) -> bytes:
     """Needs and achievements per group (bars) with the share of weakly matched needs (dots, top axis)."""
     df = gap.sort_values("needs", ascending=True)
@@ -104,6 +120,7 @@ def gap_chart(gap: pd.DataFrame, by: str, title: str) -> bytes:
     return to_png(fig)
 
 
+@_styled
 def strength_histogram(best_strength: pd.Series, threshold: float) -> bytes:
     """Distribution of each need's best match strength, with the calibrated threshold."""
     fig, ax = _figure(3.2)
@@ -116,6 +133,7 @@ def strength_histogram(best_strength: pd.Series, threshold: float) -> bytes:
     return to_png(fig)
 
 
+@_styled
 def topic_chart(topics: pd.DataFrame, title: str, top: int = 15) -> bytes:
     """Sizes of the largest topics, labelled by their keywords."""
     df = topics.nlargest(top, "size").iloc[::-1]
@@ -127,6 +145,7 @@ def topic_chart(topics: pd.DataFrame, title: str, top: int = 15) -> bytes:
     return to_png(fig)
 
 
+@_styled
 def unused_chart(unused_by: pd.DataFrame, by: str) -> bytes:
     """Achievements in nobody's top-k, per group (stacked on the group's total)."""
     df = unused_by.sort_values("achievements", ascending=True)

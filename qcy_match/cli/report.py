@@ -33,11 +33,16 @@ def cmd_report(args: argparse.Namespace) -> None:
     """Build the demand-analytics report directory."""
     from ..analytics import demand as analytics
     from ..analytics import report as rp
-    from ..errors import UnknownCodeError
+    from ..errors import FilterError
     from ..match.engine import MatchEngine
 
     if args.top_k < 1 or args.slots < 1:
         raise CliError("--top-k and --slots must be at least 1")
+    for key in ("chain", "industry", "region"):  # check the roadshow scope before the slow part
+        try:
+            analytics.scope_filters(**{key: getattr(args, key)})
+        except FilterError as exc:
+            raise CliError(f"--{key}: {exc.__cause__ or exc}") from exc
     t0 = time.time()
     rejects: list[Any] = []
     achievements = _load(args.achievements, rejects)
@@ -49,8 +54,6 @@ def cmd_report(args: argparse.Namespace) -> None:
     try:
         result = rp.build_tables(analysis, slots=args.slots, chain=args.chain, industry=args.industry,
                                  region=args.region, seed=args.seed, n_topics=args.topics)
-    except UnknownCodeError as exc:
-        raise CliError(f"--industry: {exc}") from exc
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     if not args.no_plots:

@@ -248,8 +248,7 @@ class MatchEngine:
         st = self._snap  # one snapshot for the whole batch, whatever writers do meanwhile
         keep = st.filters.mask(filt.parse([filters] if isinstance(filters, str) else filters))
         out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
-        out.rejected = rejects  # type: ignore[attr-defined]
-        return out
+        return dataclasses.replace(out, rejected=rejects)
 
     def _match_records(self, st: Snapshot, recs: pd.DataFrame, k: int, mask: np.ndarray | None,
                        explain_matches: bool, show_progress: bool) -> Matches:

@@ -4,6 +4,9 @@ Values within one filter are OR-ed; different filters are AND-ed. Industry value
 level and match every code under them; ``chain`` values (Shaanxi's key chains, e.g. 集成电路) and ``tag`` values
 (``strategic``, a 战略性新兴产业 sector, ``digital`` …) expand to the codes they cover;
 region values are a group (关中/陕北/陕南), a city or a district name.
+
+This is the one meaning of a filter: the search applies it inside the index, and the demand analytics select a
+roadshow's scope with it (:func:`qcy_match.analytics.demand.scope_mask`).
 """
 
 from __future__ import annotations
@@ -119,8 +122,7 @@ class FilterIndex:
         return group
 
     def _key_mask(self, key: str, values: list[str]) -> np.ndarray:
-        if key not in ("industry", "chain", "tag", "region", "maturity", "transfer_mode") \
-                and key not in self.records.columns:
+        if key not in KEYS and key not in self.records.columns:
             raise FilterError(f"unknown filter {key!r}; use one of {', '.join(KEYS)} or a metadata column "
                               f"({', '.join(c for c in self.records.columns if not c.startswith('_'))})")
         prefixes = tuple(values) if key == "industry" else chains.expand(key, values) if key in ("chain", "tag") \

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..ingest.records import FIELDS
+from ..ingest.tables import Rejection
 
 SIDES = ("needs", "achievements")
 LABEL = {"needs": "need", "achievements": "achievement"}
@@ -19,6 +20,7 @@ class Matches:
     """Results of one batch. Rows are queries; ``indices`` is -1 and ``scores`` NaN where a row has fewer than k.
 
     ``ids[i, j]`` is the id of the j-th best record for query ``query_ids[i]``; ``explanations[i][j]`` says why.
+    ``rejected`` lists the queries that failed validation and so have no row.
     """
 
     query_ids: list[str]
@@ -27,6 +29,7 @@ class Matches:
     scores: np.ndarray
     explanations: list[list[dict[str, Any]]] = field(default_factory=list)
     query_side: str = "needs"
+    rejected: list[Rejection] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.query_ids)
