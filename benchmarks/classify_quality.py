@@ -32,8 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.svm import LinearSVC
 
 from qcy_match import load_records
-from qcy_match.classify.supervised import TextClassifier, expected_calibration_error
-from qcy_match.classify.zeroshot import ZeroShotClassifier
+from qcy_match.classify import TextClassifier, ZeroShotClassifier, expected_calibration_error
 from qcy_match.ingest.records import text_of
 
 ROOT = Path(__file__).resolve().parents[1]

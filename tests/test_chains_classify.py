@@ -10,17 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qcy_match.classify.supervised import (
-    C_GRID,
-    DENSE_C_GRID,
-    DENSE_WEIGHT_GRID,
-    TextClassifier,
-    _best_blend,
-    _sample_rows,
-    expected_calibration_error,
-    fill_missing_industry,
-)
-from qcy_match.classify.zeroshot import ZeroShotClassifier
+from qcy_match.classify import TextClassifier, ZeroShotClassifier, expected_calibration_error, fill_missing_industry
+from qcy_match.classify.calibration import best_blend, sample_rows
+from qcy_match.classify.supervised import C_GRID, DENSE_C_GRID, DENSE_WEIGHT_GRID
 from qcy_match.cli import main
 from qcy_match.errors import IndexFormatError
 from qcy_match.match import filters
@@ -209,17 +201,17 @@ def test_best_blend_picks_the_more_accurate_kernel_and_breaks_ties_towards_small
     lexical = np.array([[0.2, 0.0], [0.2, 0.0], [0.0, 0.2], [0.0, 0.2]])  # right on half the rows
     wrong = -np.eye(2)[y]
     right = np.eye(2)[y]
-    assert _best_blend(lexical, {4.0: wrong, 16.0: right}, y, (0.5, 1.0)) == (16.0, 0.5)
-    assert _best_blend(lexical, {4.0: right, 16.0: right}, y, (0.5, 1.0)) == (4.0, 0.5)
+    assert best_blend(lexical, {4.0: wrong, 16.0: right}, y, (0.5, 1.0)) == (16.0, 0.5)
+    assert best_blend(lexical, {4.0: right, 16.0: right}, y, (0.5, 1.0)) == (4.0, 0.5)
 
 
 def test_kernel_svm_learns_from_a_per_class_sample_past_its_limit():
     y = np.repeat([0, 1, 2], [400, 30, 70])
-    rows = _sample_rows(y, 100, whole=50)
+    rows = sample_rows(y, 100, whole=50)
     counts = np.bincount(y[rows])
     assert counts[1] == 30 and counts[2] == 50 and 50 <= counts[0] <= 100  # small classes whole, large in proportion
     assert len(set(rows)) == len(rows) and np.array_equal(rows, np.sort(rows))
-    assert np.array_equal(_sample_rows(y, 1000), np.arange(len(y)))
+    assert np.array_equal(sample_rows(y, 1000), np.arange(len(y)))
     texts, labels = zip(*[(f"{t}第{i}号", c) for i in range(16) for t, c in TRAIN], strict=True)  # 80 rows per class
     clf = TextClassifier(min_df=1, calibration_folds=3, dense_max_train=120, dense_always=True).fit(list(texts),
                                                                                                    list(labels))

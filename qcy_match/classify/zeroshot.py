@@ -19,7 +19,8 @@ from ..ingest.records import text_of
 from ..taxonomy import chains
 from ..taxonomy import gbt as taxonomy
 from ..text import Tokenizer, normalize
-from .supervised import Predictions, fit_temperature, softmax
+from .calibration import fit_temperature, softmax
+from .predictions import Predictions
 
 LEVELS = {"门类": 1, "大类": 2, "中类": 3, "小类": 4, "section": 1, "division": 2, "group": 3, "class": 4,
           "1": 1, "2": 2, "3": 3, "4": 4, "chain": 0, "产业链": 0}

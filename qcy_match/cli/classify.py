@@ -45,7 +45,7 @@ def _add_classify_parser(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
-    from ..classify.supervised import TextClassifier
+    from ..classify import TextClassifier
     from ..ingest.records import text_of
     from ..ingest.tables import Rejection
 
@@ -89,7 +89,7 @@ def _industry_labels(codes: Any, level: str) -> list[str]:
     """Each record's first (main) GB/T code cut to ``level``, so a model trained on coded records predicts codes at
     that level; empty where a record has none.
     """
-    from ..classify.zeroshot import parse_level
+    from ..classify import parse_level
     from ..taxonomy.gbt import at_level
 
     try:
@@ -104,7 +104,7 @@ def _industry_labels(codes: Any, level: str) -> list[str]:
 
 def cmd_classify(args: argparse.Namespace) -> None:
     """Classify records: supervised (--train or --model) or zero-shot against GB/T 4754-2017 / the chains."""
-    from ..classify.supervised import TextClassifier
+    from ..classify import TextClassifier
     from ..output.tables import write_table
 
     if args.top_k < 1:
@@ -120,7 +120,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
     elif args.model:
         model = TextClassifier.load(args.model)
     else:
-        from ..classify.zeroshot import ZeroShotClassifier
+        from ..classify import ZeroShotClassifier
 
         try:
             model = ZeroShotClassifier(args.level, domain_dict=not args.no_domain_dict)
@@ -154,14 +154,14 @@ def _predict(model: Any, records: Any, k: int, progress: bool, chunk: int = 500)
 
 
 def _classify_missing(args: argparse.Namespace, records: Any) -> Any:
-    from ..classify.supervised import TextClassifier, fill_missing_industry
+    from ..classify import TextClassifier, fill_missing_industry
 
     if not 0 <= args.classify_threshold <= 1:
         raise CliError("--classify-threshold must be between 0 and 1")
     if args.classifier:
         model: Any = TextClassifier.load(args.classifier)
     else:
-        from ..classify.zeroshot import ZeroShotClassifier
+        from ..classify import ZeroShotClassifier
 
         try:
             model = ZeroShotClassifier(args.classify_level)
