@@ -39,7 +39,7 @@ from .calibration import (
     softmax,
 )
 from .kernel_svm import KernelSVM
-from .predictions import Predictions
+from .predictions import Predictions, distinct_words, record_ids, top_k
 from .segments import Segments, segments
 
 logger = logging.getLogger(__name__)
@@ -255,27 +255,17 @@ class TextClassifier:
             part = records.iloc[start:start + chunk] if isinstance(records, pd.DataFrame) else \
                 records[start:start + chunk]
             scores, feats = self.decision(segments(part))
-            p = softmax(scores / self.temperature_)
-            top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+            top, p = top_k(softmax(scores / self.temperature_), k)
             labels[start:start + len(top)] = self.classes_[top]
-            conf[start:start + len(top)] = np.take_along_axis(p, top, axis=1)
+            conf[start:start + len(top)] = p
             evidence += [self._evidence(f, int(t[0])) for f, t in zip(feats, top, strict=True)]
-        if ids is None:
-            ids = records["id"].astype(str).tolist() if isinstance(records, pd.DataFrame) and "id" in records \
-                else [str(i + 1) for i in range(n)]
-        return Predictions(list(ids), labels, conf, evidence)
+        return Predictions(record_ids(records, ids), labels, conf, evidence)
 
     def _evidence(self, feats: sparse.csr_matrix, label: int) -> list[str]:
         """Features with the largest positive contribution to ``label``; n-grams inside a listed word are skipped."""
         contrib = feats.data * self.coef_[label, feats.indices]
-        out: list[str] = []
-        for j in np.argsort(-contrib):
-            if contrib[j] <= 0 or len(out) >= self.n_evidence:
-                break
-            word = str(self._names[feats.indices[j]]).strip()
-            if len(word) > 1 and not any(word in w or w in word for w in out):
-                out.append(word)
-        return out
+        words = (str(self._names[feats.indices[j]]).strip() for j in np.argsort(-contrib) if contrib[j] > 0)
+        return distinct_words((w for w in words if len(w) > 1), self.n_evidence)
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:

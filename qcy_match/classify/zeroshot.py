@@ -20,7 +20,7 @@ from ..taxonomy import chains
 from ..taxonomy import gbt as taxonomy
 from ..text import Tokenizer, normalize
 from .calibration import fit_temperature, softmax
-from .predictions import Predictions
+from .predictions import Predictions, distinct_words, record_ids, top_k
 
 LEVELS = {"门类": 1, "大类": 2, "中类": 3, "小类": 4, "section": 1, "division": 2, "group": 3, "class": 4,
           "1": 1, "2": 2, "3": 3, "4": 4, "chain": 0, "产业链": 0}
@@ -121,24 +121,14 @@ class ZeroShotClassifier:
         texts = text_of(records) if isinstance(records, pd.DataFrame) else [str(t) for t in records]
         leaf = self._scores(self._vec, texts)
         scores = self._group_scores(leaf)
-        p = softmax(scores / self.temperature_)
         k = min(k, len(self.labels_))
-        top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+        top, p = top_k(softmax(scores / self.temperature_), k)
         q = self._vec[0].transform(texts)  # type: ignore[attr-defined]
         evidence = []
         for r in range(len(texts)):
             best_leaf = int(np.argmax(np.where(self._member[top[r, 0]], leaf[r], -1)))
             row = q[r].multiply(self._vec[1][best_leaf]).tocsr()
-            names = self._names
-            order = np.argsort(-row.data)
-            words: list[str] = []
-            for j in order:
-                w = names[row.indices[j]]
-                if len(words) < self.n_evidence and w[0] != "#" and not any(w in x or x in w for x in words):
-                    words.append(w)
-            evidence.append(words)
-        if ids is None:
-            ids = records["id"].astype(str).tolist() if isinstance(records, pd.DataFrame) and "id" in records \
-                else [str(i + 1) for i in range(len(texts))]
-        names_map = {} if self.level == 0 else {str(c): taxonomy.name_of(str(c)) for c in self.labels_[top[:, 0]]}
-        return Predictions(list(ids), self.labels_[top], np.take_along_axis(p, top, axis=1), evidence, names_map)
+            words = (self._names[row.indices[j]] for j in np.argsort(-row.data))
+            evidence.append(distinct_words((w for w in words if w[0] != "#"), self.n_evidence))
+        names = {} if self.level == 0 else {str(c): taxonomy.name_of(str(c)) for c in self.labels_[top[:, 0]]}
+        return Predictions(record_ids(records, ids), self.labels_[top], p, evidence, names)
