@@ -106,7 +106,7 @@ def zero_shot() -> dict[str, dict[str, float]]:
     for dd in (True, False):
         for level in ("大类", "chain"):
             t0 = time.time()
-            p = ZeroShotClassifier(level, domain_dict=dd).predict(recs)
+            p = ZeroShotClassifier(level, domain_dict=dd).fit().predict(recs)
             gold = ([{c[:3] for c in codes} for codes in recs["industry"]] if level == "大类"
                     else [{c} for c in recs["chain"]])
             res[f"zero-shot {level}, domain_dict={dd}"] = hits(p, gold, t0)
@@ -124,7 +124,7 @@ def own_codes() -> dict[str, dict[str, float]]:
     res: dict[str, dict[str, float]] = {}
     labels = [codes[0][:3] for codes in achievements["industry"]]
     models: dict[str, Callable[[], Any]] = {
-        "zero-shot 大类": lambda: ZeroShotClassifier("大类"),
+        "zero-shot 大类": lambda: ZeroShotClassifier("大类").fit(),
         "supervised 大类, trained on the 320 achievements' codes": lambda: TextClassifier().fit(
             text_of(achievements), labels)}
     for name, make in models.items():

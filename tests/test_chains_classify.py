@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from qcy_match.classify import TextClassifier, ZeroShotClassifier, expected_calibration_error, fill_missing_industry
 from qcy_match.classify.calibration import best_blend, sample_rows
@@ -234,7 +235,22 @@ def test_kernel_svm_is_left_out_when_it_cannot_help_or_cannot_be_checked(caplog,
 
 def test_unknown_dense_encoder_is_refused():
     with pytest.raises(ValueError, match="dense must be"):
-        TextClassifier(dense="bert")
+        TextClassifier(dense="bert").fit(["锂电池", "酸奶"], ["C3841", "C1441"])
+
+
+@pytest.mark.parametrize("model", [TextClassifier(dense="bert"), ZeroShotClassifier("no-such-level")])
+def test_init_only_stores_parameters_and_predict_needs_fit(model):
+    # scikit-learn's rules: nothing is built or checked until fit, and every learned attribute ends in '_'
+    assert not [a for a in vars(model) if a.endswith("_") or a.startswith("_")]
+    with pytest.raises(NotFittedError, match="call fit"):
+        model.predict(["锂电池正极材料"])
+
+
+def test_zero_shot_fit_refuses_an_unknown_level_and_returns_self():
+    with pytest.raises(ValueError, match="unknown level"):
+        ZeroShotClassifier("no-such-level").fit()
+    model = ZeroShotClassifier("门类")
+    assert model.fit() is model and model.level == "门类" and model.level_ == 1
 
 
 def test_load_refuses_a_tampered_model(tmp_path):
@@ -266,7 +282,7 @@ def test_supervised_on_csl_beats_chance_and_is_calibrated():
 # ---- zero-shot ----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def zs_division():
-    return ZeroShotClassifier("大类")
+    return ZeroShotClassifier("大类").fit()
 
 
 @pytest.mark.parametrize("text,division", [
@@ -283,7 +299,7 @@ def test_zero_shot_hand_written_examples(zs_division, text, division):
 
 
 def test_zero_shot_chains():
-    pred = ZeroShotClassifier("chain").predict(["12英寸集成电路圆片制造与封装", "无人机飞控与航拍"])
+    pred = ZeroShotClassifier("chain").fit().predict(["12英寸集成电路圆片制造与封装", "无人机飞控与航拍"])
     assert pred.labels[0, 0] == "集成电路"
     assert "民用无人机" in pred.labels[1].tolist()
 

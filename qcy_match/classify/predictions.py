@@ -67,3 +67,10 @@ def distinct_words(candidates: Iterable[str], n: int) -> list[str]:
             out.append(word)
     return out
 
+
+def check_fitted(model: Any, attribute: str) -> None:
+    """Raise scikit-learn's ``NotFittedError`` (a ``ValueError``) when ``model`` has not learned ``attribute`` yet."""
+    if not hasattr(model, attribute):
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError(f"this {type(model).__name__} is not fitted yet: call fit() first")
