@@ -3,8 +3,9 @@
 A stray ``"`` at the start of a field opens a quoted field that, read by the book, runs on to the next quote in the
 file, perhaps thousands of lines later, turning every row in between into one long value. The reader parses
 strictly, so such a run shows as an error (a quote that never closes, or closes with text after it); a run that
-does close cleanly is caught when the lines inside it look like rows of their own (same width, an id of the same
-shape). Either way the row where the quote opened is rejected and the lines it took in are read again as rows.
+does close cleanly is caught when a line inside it starts like a row of its own (an id shaped like the row's own,
+then a delimiter). Either way the row where the quote opened is rejected and the lines it took in are read again as
+rows. A run that closes cleanly and swallows rows whose first column holds no digits goes unseen.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _rows(reader: Iterator[list[str]], lines: TextLines, header: list[str], deli
             # A quote misplaced within one line ('"钛合金"薄壁件') is read leniently, as spreadsheets do.
             values = _loose(lines.taken[0], delimiter)
         else:
-            if len(lines.taken) > 1 and _takes_in_rows(lines.taken, len(header), delimiter):
+            if len(lines.taken) > 1 and _takes_in_rows(lines.taken, delimiter):
                 yield _runaway(rownum, lines, header, delimiter, "takes in lines that look like rows of their own")
                 continue
         row = fit_row(rownum, values, header)
@@ -93,11 +94,12 @@ def _runaway(rownum: int, lines: TextLines, header: list[str], delimiter: str, w
     return rownum, None, Rejection("", rownum, field, reason, cut((taken[0].text or "").rstrip("\r\n")))
 
 
-def _takes_in_rows(taken: list[Line], width: int, delimiter: str) -> bool:
-    """Whether a quoted field's continuation lines include a whole row: the header's width, an id of the same shape.
+def _takes_in_rows(taken: list[Line], delimiter: str) -> bool:
+    """Whether a quoted field's continuation lines include the start of a row: an id shaped like the row's own.
 
-    Text that merely spans lines (paragraphs of a description) does not start with an id shaped like the row's own
-    (``A17`` and ``A18`` are both ``A0``), so a well-formed multi-line field is not mistaken for a swallowed row.
+    Ids share a shape (``A17`` and ``A18`` are both ``A0``); text that merely spans lines, such as the paragraphs of
+    a description, rarely starts a line with such a token followed by a delimiter, so a well-formed multi-line field
+    is not mistaken for swallowed rows.
     """
     own = _loose(taken[0], delimiter)
     shape = _DIGITS.sub("0", own[0].strip()) if own else ""
@@ -105,6 +107,6 @@ def _takes_in_rows(taken: list[Line], width: int, delimiter: str) -> bool:
         return False
     for line in taken[1:]:
         fields = _loose(line, delimiter)
-        if len(fields) == width and _DIGITS.sub("0", fields[0].strip()) == shape:
+        if len(fields) > 1 and _DIGITS.sub("0", fields[0].strip()) == shape:
             return True
     return False

@@ -50,7 +50,7 @@ def for_spreadsheet(df: pd.DataFrame, fmt: str) -> pd.DataFrame:
     for i in range(df.shape[1]):
         col = df.iloc[:, i]
         if col.dtype.kind not in "biufcmM":
-            out.isetitem(i, col.astype(object).map(clean))
+            out.isetitem(i, col.astype(object).map(clean).to_numpy(dtype=object))
     out.columns = [clean(c) for c in df.columns]
     return out
 
