@@ -116,6 +116,13 @@ def test_named_sheet_is_read(tmp_path):
         read_table(csv_path, sheet="成果")
 
 
+def test_xlsx_text_is_not_taken_for_undecodable_bytes(tmp_path):
+    path = tmp_path / "ctrl.xlsx"
+    write_table(pd.DataFrame({"id": ["A1"], "title": ["钛合金\x01锻件"]}), path)  # written as U+FFFD
+    raw, rejects = read_table(path)
+    assert rejects == [] and raw["title"].tolist() == ["钛合金\ufffd锻件"]
+
+
 def test_the_only_filled_sheet_is_read_even_after_a_hidden_empty_one(tmp_path):
     path = _workbook(tmp_path / "one.xlsx", {"隐藏": [], "成果": ACH}, hidden=("隐藏",))
     raw, rejects = read_table(path)
@@ -206,6 +213,11 @@ def test_wide_xlsx_header_and_jsonl_keys_are_limited(tmp_path):
     path = _workbook(tmp_path / "wide.xlsx", {"成果": [[f"c{i}" for i in range(MAX_COLUMNS + 1)], ["x"]]})
     with pytest.raises(InputError, match="sheet '成果'.*1,001 columns"):
         read_table(path)
+    parquet = tmp_path / "wide.parquet"
+    pd.DataFrame([[str(i) for i in range(MAX_COLUMNS + 1)]], columns=[f"c{i}" for i in range(MAX_COLUMNS + 1)]
+                 ).to_parquet(parquet)
+    with pytest.raises(InputError, match="1,001 columns"):
+        read_table(parquet)
     jsonl = tmp_path / "keys.jsonl"
     rows = [{"id": "A1", "title": "钛合金"}, {f"k{i}": i for i in range(MAX_COLUMNS)}, {"id": "A3", "title": "锂"}]
     jsonl.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")

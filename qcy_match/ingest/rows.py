@@ -63,11 +63,12 @@ def header_names(path: object, cells: list[Any]) -> list[str]:
     return names
 
 
-def fit_row(rownum: int, values: list[str], header: list[str]) -> Row | None:
+def fit_row(rownum: int, values: list[str], header: list[str], decoded: bool = True) -> Row | None:
     """A row of cells (as text) under ``header``: None when blank, rejected when too wide or a cell is bad.
 
     Blank rows are layout, not data, in every format. Blank cells past the header are dropped (spreadsheets
     export trailing separators); a value there rejects the row, as it would otherwise belong to no column.
+    ``decoded`` says the text came from bytes this package decoded, where U+FFFD marks bytes that failed.
     """
     if not "".join(values).strip():
         return None
@@ -81,15 +82,15 @@ def fit_row(rownum: int, values: list[str], header: list[str]) -> Row | None:
         values = values + [""] * (width - len(values))
     rec = dict(zip(header, values, strict=True))
     # The common case costs two C-level scans; check_row then names the field only when one is bad.
-    if REPLACEMENT in "".join(values) or max(map(len, values)) > MAX_FIELD_CHARS:
-        return check_row(rownum, rec)
+    if (decoded and REPLACEMENT in "".join(values)) or max(map(len, values)) > MAX_FIELD_CHARS:
+        return check_row(rownum, rec, decoded)
     return rownum, rec, None
 
 
-def check_row(rownum: int, rec: dict[str, Any]) -> Row:
-    """Reject a row holding undecodable bytes or a field over :data:`MAX_FIELD_CHARS`; else pass it on."""
+def check_row(rownum: int, rec: dict[str, Any], decoded: bool = True) -> Row:
+    """Reject a row holding undecodable bytes (when ``decoded``) or a field over :data:`MAX_FIELD_CHARS`."""
     for key, value in rec.items():
-        if REPLACEMENT in str(key) or (isinstance(value, str) and REPLACEMENT in value):
+        if decoded and (REPLACEMENT in str(key) or (isinstance(value, str) and REPLACEMENT in value)):
             return rownum, None, Rejection("", rownum, str(key), "undecodable bytes (not UTF-8 or GB18030)",
                                            cut(value))
         if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:

@@ -73,7 +73,7 @@ def _sheet_rows(path: Path, ws: Any) -> Iterator[Row]:
             if any(v.strip() for v in values):
                 header, start = header_names(f"{path} (sheet {ws.title!r})", values), number
             continue
-        row = fit_row(number - start, values, header)
+        row = fit_row(number - start, values, header, decoded=False)
         if row is not None:
             yield row
 
@@ -81,6 +81,8 @@ def _sheet_rows(path: Path, ws: Any) -> Iterator[Row]:
 def _choose(path: Path, book: Any, sheet: str | int | None) -> Any:
     """The worksheet named (by title or 0-based position), else the only one with data."""
     sheets = book.worksheets
+    if not sheets:
+        raise InputError(f"{path}: the workbook has no worksheets (only charts)")
     if isinstance(sheet, int) and not isinstance(sheet, bool):
         if not 0 <= sheet < len(sheets):
             raise InputError(f"{path}: no sheet at position {sheet}; the workbook has {len(sheets)}: "
