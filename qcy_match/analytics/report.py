@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..output.tables import write_table
+from ..output.tables import write_sheets, write_table
 from . import demand as an
 from . import topics as tp
 
@@ -127,9 +127,7 @@ def write_report(report: Report, out: Path, title: str = "秦创原 技术供需
     (out / "tables").mkdir(exist_ok=True)
     for name, df in report.tables.items():
         write_table(df, out / "tables" / f"{name}.csv")
-    with pd.ExcelWriter(out / "tables.xlsx", engine="openpyxl") as xw:
-        for name, df in report.tables.items():
-            df.to_excel(xw, sheet_name=name[:31], index=False)
+    write_sheets(report.tables, out / "tables.xlsx")
     if report.plots:
         (out / "plots").mkdir(exist_ok=True)
         for name, png in report.plots.items():

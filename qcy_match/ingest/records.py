@@ -15,6 +15,7 @@ import pandas as pd
 from ..taxonomy import gbt as taxonomy
 from ..taxonomy import regions
 from ..text import normalize
+from .fieldtypes import wrong_type
 from .tables import Rejection, read_table
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,10 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame,
         def reject(field: str, reason: str, value: Any = "", rownum: int = rownum) -> None:
             rejects.append(Rejection(source, rownum, field, reason, _as_text(value)[:80]))
 
+        wrong = wrong_type(rec)
+        if wrong:
+            reject(*wrong, rec.get(wrong[0]))
+            continue
         if not rid:
             reject("id", "missing id")
             continue
@@ -157,12 +162,13 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame,
     return out, rejects
 
 
-def load_records(path: str | os.PathLike[str], ids_from_rows: bool = False
+def load_records(path: str | os.PathLike[str], ids_from_rows: bool = False, sheet: str | int | None = None
                  ) -> tuple[pd.DataFrame, list[Rejection]]:
     """Read a file of achievements or needs and validate it; see :func:`prepare`. With ``ids_from_rows``, a file
     without an id column (a labelled TSV of titles, say) gets each row's number as its id instead of being rejected.
+    ``sheet`` names the XLSX worksheet to read (see :func:`~qcy_match.ingest.tables.read_table`).
     """
-    raw, read_rejects = read_table(path)
+    raw, read_rejects = read_table(path, sheet=sheet)
     if ids_from_rows and "id" not in canonical_columns(raw.columns).values():
         raw.insert(0, "id", [str(r) for r in (raw["_row"] if "_row" in raw else range(1, len(raw) + 1))])
     records, rejects = prepare(raw, str(path))

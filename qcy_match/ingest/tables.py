@@ -1,47 +1,36 @@
 """Read tables: CSV/TSV, XLSX, JSONL and Parquet, with Chinese encodings and row-level errors.
 
 Readers never raise on a bad row: they return the good rows and a list of :class:`Rejection` naming the file, the
-1-based data row (the header is not counted; for JSONL the row is the line number) and the field.
+1-based data row (the header is not counted; for JSONL the row is the line number) and the field. A file that
+cannot be read at all, or passes one of the limits in :mod:`qcy_match.ingest.rows`, raises
+:class:`~qcy_match.errors.InputError`. The formats live in their own modules: :mod:`.delimited`, :mod:`.jsonl`,
+:mod:`.xlsx`; text decoding in :mod:`.encoding`.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import json
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..errors import InputError
+from .delimited import iter_delimited
+from .encoding import decode_bytes
+from .jsonl import iter_jsonl
+from .rows import MAX_COLUMNS, MAX_FIELD_CHARS, MAX_ROW_BYTES, Rejection, Row, cut
+from .xlsx import iter_xlsx
+
+__all__ = ["FORMATS", "MAX_COLUMNS", "MAX_FIELD_CHARS", "MAX_ROW_BYTES", "Rejection", "decode_bytes", "iter_table",
+           "read_table", "table_format"]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx", ".xlsm": "xlsx", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet", ".pq": "parquet"}
-REPLACEMENT = "\ufffd"
-# Descriptions of several megabytes are accepted (the engine cuts what it indexes); csv's default limit is 128 KiB.
-MAX_FIELD_CHARS = 64 << 20
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """One input row that could not be used, and why."""
-
-    file: str
-    row: int
-    field: str
-    reason: str
-    value: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the rejection as a plain dict (one report row)."""
-        return asdict(self)
 
 
 def table_format(path: str | os.PathLike[str]) -> str:
@@ -52,92 +41,47 @@ def table_format(path: str | os.PathLike[str]) -> str:
     return FORMATS[ext]
 
 
-def decode_bytes(raw: bytes) -> tuple[str, str]:
-    """Decode file bytes as UTF-8 (with or without BOM) or GB18030, the encodings Chinese exports use.
+def read_table(path: str | os.PathLike[str], sheet: str | int | None = None
+               ) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Read a whole table as strings/lists with a ``_row`` column (1-based data row), plus rejected rows.
 
-    Returns ``(text, encoding)``. If no encoding decodes cleanly, the one with fewest errors is used with
-    U+FFFD in place of bad bytes, so the rows that hold them can be rejected one by one.
+    ``sheet`` names the XLSX worksheet to read (its title, or its 0-based position); without it a workbook must
+    have a single sheet holding data.
     """
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return raw.decode(enc), enc
-        except UnicodeDecodeError:
-            continue
-    best = min(("utf-8-sig", "gb18030"), key=lambda e: raw.decode(e, errors="replace").count(REPLACEMENT))
-    return raw.decode(best, errors="replace"), best + " (with undecodable bytes)"
-
-
-def detect_encoding(path: Path) -> tuple[str, str]:
-    """The encoding of a file, found by streaming it through incremental decoders (constant memory).
-
-    Returns ``(encoding, errors)``: ``errors`` is ``"replace"`` when no encoding decodes every byte, as in
-    :func:`decode_bytes`.
-    """
-    encodings = ("utf-8-sig", "gb18030")
-
-    def bad_count(enc: str, errors: str) -> int:
-        dec = codecs.getincrementaldecoder(enc)(errors=errors)
-        n = 0
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                n += dec.decode(block).count(REPLACEMENT)
-            n += dec.decode(b"", final=True).count(REPLACEMENT)
-        return n
-
-    for enc in encodings:
-        try:
-            bad_count(enc, "strict")
-            return enc, "strict"
-        except UnicodeDecodeError:
-            continue
-    return min(encodings, key=lambda e: bad_count(e, "replace")), "replace"
-
-
-def read_table(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, list[Rejection]]:
-    """Read a whole table as strings/lists with a ``_row`` column (1-based data row), plus rejected rows."""
-    frames = list(iter_table(path, chunk_rows=None))
+    frames = list(iter_table(path, chunk_rows=None, sheet=sheet))
     rejects = [r for _, rej in frames for r in rej]
     dfs = [df for df, _ in frames if len(df)]
     df = pd.concat(dfs, ignore_index=True) if dfs else pd.DataFrame({"_row": pd.Series([], dtype="int64")})
     return df, rejects
 
 
-def iter_table(path: str | os.PathLike[str], chunk_rows: int | None = 50_000
+def iter_table(path: str | os.PathLike[str], chunk_rows: int | None = 50_000, sheet: str | int | None = None
                ) -> Iterator[tuple[pd.DataFrame, list[Rejection]]]:
-    """Yield ``(rows, rejections)`` chunks of a table; ``chunk_rows=None`` yields one chunk."""
+    """Yield ``(rows, rejections)`` chunks of a table; ``chunk_rows=None`` yields one chunk.
+
+    ``sheet`` is for XLSX workbooks only (see :func:`read_table`); naming one for another format is an error.
+    """
     path = Path(path)
     fmt = table_format(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    name = str(path)
+    if sheet is not None and fmt != "xlsx":
+        raise InputError(f"{path}: sheet={sheet!r} names a worksheet, but this is a {fmt.upper()} file")
+    if fmt == "parquet":
+        # Parquet is columnar and typed: it stays a frame rather than going row by row.
+        df, rejects = _read_parquet(path, str(path))
+        step = chunk_rows or max(len(df), 1)
+        for start in range(0, max(len(df), 1), step):
+            yield df.iloc[start:start + step].reset_index(drop=True), rejects if start == 0 else []
+        return
+    rows: Iterator[Row]
     if fmt in ("csv", "tsv"):
-        yield from _chunks(_iter_delimited(path, fmt), chunk_rows, name)
+        rows = iter_delimited(path, fmt)
     elif fmt in ("jsonl", "json"):
-        yield from _chunks(_iter_jsonl(path), chunk_rows, name)
-    elif fmt == "xlsx":
-        try:
-            df = pd.read_excel(path, dtype=str, keep_default_na=False)
-        except Exception as exc:  # openpyxl raises many types for damaged workbooks
-            raise InputError(f"{path}: not a readable XLSX workbook ({exc})") from exc
-        df = _with_rows(df)
-        # Blank rows inside a sheet are layout, not data, as blank lines are in CSV and JSONL.
-        blank = df.drop(columns="_row").apply(lambda r: not any(str(v).strip() for v in r), axis=1)
-        yield df[~blank.astype(bool)].reset_index(drop=True), []
+        rows = iter_jsonl(path)
     else:
-        try:
-            df = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for damaged files
-            raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
-        yield _with_rows(df), []
-
-
-def _with_rows(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.reset_index(drop=True)
-    df.insert(0, "_row", range(1, len(df) + 1))
-    return df
-
-
-Row = tuple[int, dict[str, Any] | None, Rejection | None]
+        rows = iter_xlsx(path, sheet)
+    yield from _chunks(rows, chunk_rows, str(path))
 
 
 def _chunks(rows: Iterator[Row], chunk_rows: int | None, name: str) -> Iterator[tuple[pd.DataFrame, list[Rejection]]]:
@@ -145,7 +89,7 @@ def _chunks(rows: Iterator[Row], chunk_rows: int | None, name: str) -> Iterator[
     rejects: list[Rejection] = []
     for rownum, rec, rej in rows:
         if rej is not None:
-            rejects.append(Rejection(name, *_rest(rej)))
+            rejects.append(Rejection(name, rej.row, rej.field, rej.reason, rej.value))
         elif rec is not None:
             rec["_row"] = rownum
             buf.append(rec)
@@ -156,96 +100,28 @@ def _chunks(rows: Iterator[Row], chunk_rows: int | None, name: str) -> Iterator[
         yield (pd.DataFrame(buf) if buf else pd.DataFrame({"_row": pd.Series([], dtype="int64")})), rejects
 
 
-def _rest(rej: Rejection) -> tuple[int, str, str, str]:
-    return rej.row, rej.field, rej.reason, rej.value
+def _read_parquet(path: Path, name: str) -> tuple[pd.DataFrame, list[Rejection]]:
+    import pyarrow.parquet as pq
 
-
-def _iter_delimited(path: Path, fmt: str) -> Iterator[Row]:
-    encoding, errors = detect_encoding(path)
-    logger.debug("%s: decoded as %s (%s)", path, encoding, errors)
-    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
-    with open(path, encoding=encoding, errors=errors, newline="") as fh:
-        first = fh.readline()
-        fh.seek(0)
-        delimiter = "\t" if fmt == "tsv" or ("\t" in first and "," not in first) else ","
-        yield from _delimited_rows(path, csv.reader(fh, delimiter=delimiter))
-
-
-def _delimited_rows(path: Path, reader: Any) -> Iterator[Row]:
     try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        raise InputError(f"{path}: cannot read the header line ({exc})") from exc
-    if not any(header):
-        raise InputError(f"{path}: the first line must be a header naming the columns")
-    dupes = sorted({h for h in header if h and header.count(h) > 1})
-    if dupes:
-        # A second column of the same name would silently overwrite the first in every row.
-        raise InputError(f"{path}: the header names columns more than once: {', '.join(dupes)}")
-    rownum = 0
-    while True:
-        rownum += 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield rownum, None, Rejection("", rownum, "<row>", f"malformed CSV ({exc})")
-            continue
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) > len(header):
-            yield rownum, None, Rejection("", rownum, "<row>",
-                                          f"{len(values)} fields but the header has {len(header)}", _cut(values))
-            continue
-        values = values + [""] * (len(header) - len(values))
-        yield (rownum, *_check_decoded(dict(zip(header, values, strict=True)), rownum))
-
-
-def _iter_jsonl(path: Path) -> Iterator[Row]:
-    encoding, errors = detect_encoding(path)
-    with open(path, encoding=encoding, errors=errors, newline="") as fh:
-        head = fh.read(4096)
-        fh.seek(0)
-        if path.suffix.lower() == ".json" and head.lstrip().startswith("["):
-            # A JSON array has to be parsed whole; JSONL is the streamed format.
-            try:
-                items = json.loads(fh.read())
-            except (json.JSONDecodeError, RecursionError) as exc:
-                raise InputError(f"{path}: invalid JSON ({exc})") from exc
-            for i, item in enumerate(items, 1):
-                yield _json_row(i, item)
-            return
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield i, None, Rejection("", i, "<line>", f"invalid JSON ({exc.msg} at column {exc.colno})",
-                                         _cut(line))
-                continue
-            except RecursionError:
-                yield i, None, Rejection("", i, "<line>", "JSON nested too deeply", _cut(line))
-                continue
-            yield _json_row(i, item)
-
-
-def _json_row(i: int, item: Any) -> Row:
-    if not isinstance(item, dict):
-        return i, None, Rejection("", i, "<line>", f"expected a JSON object, got {type(item).__name__}", _cut(item))
-    return (i, *_check_decoded(item, i))
-
-
-def _check_decoded(rec: dict[str, Any], rownum: int) -> tuple[dict[str, Any] | None, Rejection | None]:
-    for key, value in rec.items():
-        if REPLACEMENT in str(key) or (isinstance(value, str) and REPLACEMENT in value):
-            return None, Rejection("", rownum, str(key), "undecodable bytes (not UTF-8 or GB18030)", _cut(value))
-    return rec, None
-
-
-def _cut(value: Any, n: int = 80) -> str:
-    s = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return s if len(s) <= n else s[: n - 1] + "…"
+        width = len(pq.read_schema(path).names)
+        if width > MAX_COLUMNS:
+            raise InputError(f"{path}: the table has {width:,} columns; the limit is {MAX_COLUMNS:,}")
+        df = pd.read_parquet(path)
+    except InputError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
+    df = df.reset_index(drop=True)
+    df.insert(0, "_row", range(1, len(df) + 1))
+    # Only text columns can hold an oversized field; each is measured once, as a whole.
+    rejects: dict[int, Rejection] = {}
+    for col in df.columns[1:]:
+        if df[col].dtype == object or pd.api.types.is_string_dtype(df[col]):
+            lengths = df[col].map(lambda v: len(v) if isinstance(v, str) else 0).to_numpy()
+            for at in (lengths > MAX_FIELD_CHARS).nonzero()[0].tolist():
+                rejects.setdefault(at, Rejection(name, at + 1, str(col), f"field of {lengths[at]:,} characters; "
+                                                 f"the limit is {MAX_FIELD_CHARS:,}", cut(df[col].iat[at])))
+    if rejects:
+        df = df.drop(index=list(rejects)).reset_index(drop=True)
+    return df, [rejects[at] for at in sorted(rejects)]
