@@ -43,7 +43,8 @@ from .errors import IndexFormatError
 FORMAT = "qcy-match-index"
 # 2: BM25 postings hold term frequencies (scored at query time) instead of precomputed scores.
 FORMAT_VERSION = 2
-# The lock file where a directory cannot be locked itself (Windows), in the parent of the saved directories.
+# The lock file where a directory cannot be locked itself (Windows), in the parent of the saved directories; never
+# read, and ignored where it is left inside a directory (one that was once the parent of a saved one).
 LOCK_FILE = ".qcy-match.lock"
 
 
@@ -238,11 +239,11 @@ def _recover(target: Path) -> None:
 
 def _foreign(target: Path) -> str | None:
     """Why ``target`` may not be replaced by a save, or None when it is empty or provably a qcy-match directory
-    (a manifest of our format and exactly the files it lists).
+    (a manifest of our format and exactly the files it lists). A leftover lock file counts as nothing.
     """
     if not target.is_dir():
         return "exists and is not a directory"
-    entries = {p.name: p for p in target.iterdir()}
+    entries = {p.name: p for p in target.iterdir() if p.name != LOCK_FILE}
     if not entries:
         return None
     mpath = target / LAYOUT.manifest
@@ -250,12 +251,12 @@ def _foreign(target: Path) -> str | None:
         return f"has no {LAYOUT.manifest}: not a qcy-match directory"
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         return f"{LAYOUT.manifest} cannot be read ({exc})"
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"),
-                                                                                          dict):
+    files = manifest.get("files") if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+    if not isinstance(files, dict):
         return f"{LAYOUT.manifest} is not a qcy-match manifest"
-    listed = set(manifest["files"]) | {LAYOUT.manifest}
+    listed = set(files) | {LAYOUT.manifest}
     other = sorted(name for name, p in entries.items() if name not in listed or (p.is_dir() and not p.is_symlink()))
     if other:
         return f"holds entries its manifest does not list ({', '.join(other[:5])})"
@@ -358,7 +359,8 @@ def read_manifest(path: str | os.PathLike[str], verify: bool = True,
             raise IndexFormatError(f"{root}: manifest lists an invalid file entry {name!r}")
         if allowed is not None and not allowed(name):
             raise IndexFormatError(f"{root}: manifest lists {name}, which is not a file of this kind of directory")
-    unlisted = sorted(p.name for p in root.iterdir() if p.name not in files and p.name != LAYOUT.manifest)
+    known = {*files, LAYOUT.manifest, LOCK_FILE}
+    unlisted = sorted(p.name for p in root.iterdir() if p.name not in known)
     if unlisted:
         raise IndexFormatError(f"{root}: holds entries its manifest does not list ({', '.join(unlisted[:5])}); "
                                "refusing to read it")

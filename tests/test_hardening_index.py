@@ -105,6 +105,10 @@ def test_save_replaces_empty_directories_and_its_own(tmp_path, lsa_engine):
     lsa_engine.save(empty)
     lsa_engine.save(empty)  # its own index, replaced
     assert ids_of(empty) == lsa_engine.records_["id"].tolist()
+    only_lock = tmp_path / "only_lock"
+    only_lock.mkdir()
+    (only_lock / persistence.LOCK_FILE).touch()  # left by Windows saves of an index that was inside it
+    lsa_engine.save(only_lock)
 
 
 def test_new_directories_get_the_umask_permissions(tmp_path, lsa_engine):
@@ -292,9 +296,12 @@ def leaf_paths(value, prefix=()):
             yield from leaf_paths(v, (*prefix, i))
 
 
+def json_containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+
+
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
-                    | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+                    | st.text(max_size=8), json_containers, max_leaves=6)
 
 
 @pytest.fixture(scope="module")
