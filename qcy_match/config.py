@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -29,6 +29,9 @@ class EngineConfig:
     # Longer matching texts (title + keywords + description) are cut for tokenising and encoding, with a warning,
     # so one pasted 5 MB document cannot stall a batch; the stored record keeps its full text.
     max_text_chars: int = 20_000
+    # Titles are cut to this many characters, with a warning, before anything reads them (the dense encoder reads
+    # the title alone in "title" mode, where max_text_chars would not bound it).
+    max_title_chars: int = 1_000
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -36,9 +39,37 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineConfig:
-        """Build from a dict, refusing unknown keys so typos do not pass silently."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """Build from a dict, refusing unknown keys (so typos do not pass silently) and values of the wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"config must be an object, not {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(data) - set(known)
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+            raise ValueError(f"unknown config keys: {', '.join(sorted(map(str, unknown)))}; "
+                             f"known: {', '.join(sorted(known))}")
+        for key, value in data.items():
+            want, got = _kind(_default(known[key])), _kind(value)
+            if got != want and (want, got) != ("number", "integer"):
+                raise ValueError(f"config {key} is {got} {value!r:.40}, expected {want}")
         return cls(**data)
+
+
+def _default(f: Field[Any]) -> Any:
+    return f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
+
+
+def _kind(value: Any) -> str:
+    """What a config value is, in the words a message uses."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "list of strings"
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return "object"
+    return type(value).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
@@ -90,13 +91,21 @@ def _jieba_quiet(jieba_logger: logging.Logger) -> Iterator[None]:
             jieba_logger.setLevel(level)
 
 
+def check_user_dict(path: str | Path) -> Path:
+    """``path`` as a Path, or FileNotFoundError naming it when it is no file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"user dictionary {path}: no such file")
+    return Path(path)
+
+
 class Tokenizer:
     """jieba tokeniser with the GB/T 4754 domain dictionary, user dictionaries and stopwords.
 
-    Each instance owns its own ``jieba.Tokenizer`` so user words never leak into other users of jieba.
+    Each instance owns its own ``jieba.Tokenizer`` so user words never leak into other users of jieba. A user
+    dictionary is a path, or the bytes of one (an index keeps its copies in memory, see ``MatchEngine.save``).
     """
 
-    def __init__(self, user_dicts: Sequence[str] = (), user_words: Sequence[str] = (), domain_dict: bool = True,
+    def __init__(self, user_dicts: Sequence[str | bytes] = (), user_words: Sequence[str] = (), domain_dict: bool = True,
                  stopwords: Iterable[str] | None = None, hmm: bool = True, search_mode: bool = True) -> None:
         self.user_dicts = list(user_dicts)
         self.user_words = list(user_words)
@@ -120,10 +129,8 @@ class Tokenizer:
                 if self.domain_dict:
                     with resources.as_file(resources.files("qcy_match.data").joinpath("domain_dict.txt")) as p:
                         tk.load_userdict(str(p))
-                for path in self.user_dicts:
-                    if not Path(path).is_file():
-                        raise FileNotFoundError(f"user dictionary {path}: no such file")
-                    tk.load_userdict(str(path))
+                for d in self.user_dicts:
+                    tk.load_userdict(io.BytesIO(d) if isinstance(d, bytes) else str(check_user_dict(d)))
                 for word in self.user_words:
                     tk.add_word(word)
                 self._jieba = tk

@@ -1,4 +1,5 @@
-"""Durability: a save killed with SIGKILL at any moment leaves the previous index loadable and complete."""
+"""Durability: a save killed with SIGKILL at any moment leaves the previous index loadable and complete; saves
+and updates take the writer lock (flock, msvcrt, or none with a warning)."""
 
 from __future__ import annotations
 
@@ -220,3 +221,22 @@ def test_save_locks_with_msvcrt_where_fcntl_is_missing(tmp_path, without_fcntl, 
     path = without_fcntl.save_dir(tmp_path / "d", write)
     assert calls == [(1, 1), (0, 1)]
     assert without_fcntl.read_manifest(path)["files"]["x.txt"]["bytes"] == 1
+
+
+def test_a_save_inside_locked_takes_the_platform_lock_once(tmp_path, without_fcntl, monkeypatch):
+    """The writer lock is re-entrant: the save inside ``locked`` neither waits for itself nor locks twice."""
+    import types
+
+    calls = []
+    fake = types.SimpleNamespace(LK_LOCK=1, LK_UNLCK=0, locking=lambda fd, mode, n: calls.append((mode, n)))
+    monkeypatch.setitem(sys.modules, "msvcrt", fake)
+
+    def write(tmp):
+        (tmp / "x.txt").write_text("x", encoding="utf-8")
+        return {}
+
+    with without_fcntl.locked(tmp_path / "d"):
+        without_fcntl.save_dir(tmp_path / "d", write)
+        without_fcntl.save_dir(tmp_path / "d", write)
+        assert calls == [(1, 1)]
+    assert calls == [(1, 1), (0, 1)]

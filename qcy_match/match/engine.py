@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import threading
@@ -15,16 +16,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import persistence
-from .._version import __version__
 from ..config import EngineConfig
-from ..encoders import Encoder, load_encoder, make_encoder
+from ..encoders import Encoder, make_encoder
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
 from ..index.topk import top_k
 from ..ingest.records import from_any, text_of
 from ..ingest.tables import Rejection
-from ..text import Tokenizer
+from ..text import Tokenizer, check_user_dict
 from . import filters as filt
+from . import saved
 from .explain import EXPLAIN_FIELDS, explain
 from .fusion import fuse
 from .results import SIDES, Matches
@@ -92,11 +93,12 @@ class MatchEngine:
 
     # ---- building -------------------------------------------------------------------------------------------
     def _tokenizer(self) -> Tokenizer:
+        """The shared tokeniser for this config, with the user dictionaries' contents in ``user_dicts_``."""
         c = self.config
-        key = (tuple(c.user_dicts), tuple(c.user_words), c.domain_dict)
+        key = (tuple(hashlib.sha256(d).hexdigest() for d in self.user_dicts_), tuple(c.user_words), c.domain_dict)
         with _TOKENIZERS_LOCK:
             if key not in _TOKENIZERS:
-                _TOKENIZERS[key] = Tokenizer(user_dicts=c.user_dicts, user_words=c.user_words,
+                _TOKENIZERS[key] = Tokenizer(user_dicts=self.user_dicts_, user_words=c.user_words,
                                              domain_dict=c.domain_dict)
             return _TOKENIZERS[key]
 
@@ -113,6 +115,8 @@ class MatchEngine:
             raise ValueError("no usable records to index" + (f" ({len(rejects)} rejected)" if rejects else ""))
         self.rejected_: list[Rejection] = rejects
         self.side_ = side
+        # Read once: the tokens are cut with these bytes, and a save stores these bytes, whatever the files become.
+        self.user_dicts_: list[bytes] = [check_user_dict(p).read_bytes() for p in self.config.user_dicts]
         self.tokenizer_ = self._tokenizer()
         texts = self._texts(recs)
         tokens = [self.tokenizer_.tokenize(t, normalized=True)
@@ -132,7 +136,15 @@ class MatchEngine:
         return self
 
     def _texts(self, recs: pd.DataFrame) -> list[str]:
-        """Matching texts, cut to ``max_text_chars`` so one huge description cannot stall tokenising or encoding."""
+        """Matching texts, cut to ``max_text_chars`` so one huge description cannot stall tokenising or encoding,
+        their titles cut to ``max_title_chars`` first (with a warning, as :meth:`_dense_input` cuts them).
+        """
+        tcap = self.config.max_title_chars
+        long = sum(len(t) > tcap for t in recs["title"].astype(str))
+        if long:
+            logger.warning("%d of %d titles are longer than %d characters; only their first %d are indexed and "
+                           "encoded (EngineConfig.max_title_chars)", long, len(recs), tcap, tcap)
+            recs = recs.assign(title=self._titles(recs))
         texts = text_of(recs)
         cap = self.config.max_text_chars
         long = sum(len(t) > cap for t in texts)
@@ -196,11 +208,16 @@ class MatchEngine:
                      ) -> tuple[list[str], list[list[str]]]:
         """Texts and tokens the dense encoder reads (see ``EngineConfig.dense_text``)."""
         if self.config.dense_text == "title":
-            titles = recs["title"].astype(str).tolist()
+            titles = self._titles(recs)
             return titles, [self.tokenizer_.tokenize(t, normalized=True) for t in titles]
         if self.config.dense_text != "full":
             raise ValueError(f"dense_text must be 'title' or 'full', not {self.config.dense_text!r}")
         return texts, tokens
+
+    def _titles(self, recs: pd.DataFrame) -> list[str]:
+        """Titles cut to ``max_title_chars`` (:meth:`_texts` warns about the cut ones)."""
+        cap = self.config.max_title_chars
+        return [t[:cap] for t in recs["title"].astype(str)]
 
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         step = 256
@@ -219,7 +236,7 @@ class MatchEngine:
             out = self.dense_.live_vectors().view()
         else:
             recs, _ = from_any(records)
-            texts = text_of(recs)
+            texts = self._texts(recs)
             tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
             out = self._encode(*self._dense_input(recs, texts, tokens), False, "encode")
         out.flags.writeable = False
@@ -240,12 +257,14 @@ class MatchEngine:
 
         ``filters`` (e.g. ``{"industry": ["39", "C27"], "region": "关中"}``) are applied inside the search, so each
         query gets min(k, records passing the filter) results. Queries failing validation go to
-        ``Matches.rejected``.
+        ``Matches.rejected``. The result arrays are (queries, min(k, records in the index)): a k beyond the index
+        size allocates nothing for slots no record could fill.
         """
         if k < 1:
             raise ValueError("k must be at least 1")
         recs, rejects = self._queries(queries)
         st = self._snap  # one snapshot for the whole batch, whatever writers do meanwhile
+        k = min(k, len(st.ids))
         keep = st.filters.mask(filt.parse([filters] if isinstance(filters, str) else filters))
         out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
         return dataclasses.replace(out, rejected=rejects)
@@ -313,54 +332,40 @@ class MatchEngine:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the index as a directory with a JSON manifest; atomic (see :mod:`qcy_match.persistence`).
 
-        Pending updates are merged first (:meth:`compact`), so the saved index equals a fresh build.
+        Pending updates are merged first (:meth:`compact`), so the saved index equals a fresh build. User
+        dictionaries are copied into the directory. Refuses to replace a directory that is not a qcy-match one.
         """
-        with self._write_lock:
+        # The directory's writer lock before the engine's: the order update_saved and its callers take them in.
+        with persistence.locked(path), self._write_lock:
             self._snap = st = compacted(self._snap)
-            return persistence.save_dir(path, lambda tmp: self._write(st, tmp))
-
-    def _write(self, st: Snapshot, tmp: Path) -> dict[str, Any]:
-        recs = st.records.copy()
-        recs["_tokens"] = st.tokens
-        for col in recs.columns:
-            if recs[col].dtype == object and col not in ("industry", "keywords", "_tokens"):
-                recs[col] = recs[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
-        recs.to_parquet(tmp / persistence.LAYOUT.records, index=False)
-        st.sparse.save(tmp)
-        self.encoder_.save(tmp)
-        st.dense.save(tmp)
-        return {"library_version": __version__, "side": self.side_, "config": self.config.to_dict(),
-                "counts": {"records": len(recs), "vocabulary": len(st.sparse.vocab_), "dim": self.encoder_.dim},
-                "encoder": {"name": self.encoder_.name, "params": self.encoder_.params()},
-                "index": {"kind": st.dense.kind_, "params": st.dense.params()}}
+            return persistence.save_dir(path, lambda tmp: saved.write(self, st, tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], verify: bool = True) -> MatchEngine:
-        """Open an index directory, refusing one that is incomplete, corrupted or of another format version."""
-        root = persistence.resolve(path)
-        manifest = persistence.read_manifest(root, verify=verify)
-        try:
-            self = cls(EngineConfig.from_dict(manifest["config"]))
-            recs = pd.read_parquet(root / persistence.LAYOUT.records)
-            tokens = [list(t) for t in recs.pop("_tokens")]  # pyarrow shares equal strings, as interning does
-            for col in ("industry", "keywords"):
-                recs[col] = [list(v) for v in recs[col]]
-            self.side_ = manifest["side"]
-            if self.side_ not in SIDES:
-                raise ValueError(f"side {self.side_!r}")
-            self.rejected_ = []
-            self.tokenizer_ = self._tokenizer()
-            sparse = SparseIndex.load(root)
-            self.encoder_ = load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
-            dense = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
-            self._snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
-            self._snap.check()
-        except (KeyError, ValueError, TypeError, OSError) as exc:
-            raise persistence.IndexFormatError(f"{root}: index is incomplete or inconsistent ({exc})") from exc
-        counts = manifest.get("counts", {})
-        if not (len(self.records_) == counts.get("records") == len(self.dense_) == self.sparse_.n_docs_):
-            raise persistence.IndexFormatError(f"{root}: record counts disagree between files and manifest")
-        return self
+        """Open an index directory, refusing one that is incomplete, corrupted, of another format version, or holds
+        a file its manifest does not list.
+        """
+        return saved.read(cls, path, verify)
+
+    @classmethod
+    def update_saved(cls, path: str | os.PathLike[str], upsert: RecordsLike | None = None,
+                     delete: Iterable[str] = (), out: str | os.PathLike[str] | None = None,
+                     show_progress: bool = False) -> tuple[UpdateResult, MatchEngine]:
+        """Delete ids from, then upsert records into, the saved index ``path``, and save it to ``out`` (default:
+        ``path``), holding the directory's writer lock (:func:`qcy_match.persistence.locked`) from load to save,
+        so concurrent updates of one index, from threads or processes, are applied one after the other, none lost.
+
+        Returns what was done and the updated engine.
+        """
+        dest = path if out is None else out
+        with persistence.locked(dest):
+            engine = cls.load(path)
+            done = engine.delete(delete)
+            if upsert is not None:
+                up = engine.upsert(upsert, show_progress=show_progress)
+                done.added, done.replaced, done.rejected = up.added, up.replaced, up.rejected
+            engine.save(dest)
+        return done, engine
 
 
 def match_records(achievements: RecordsLike, needs: RecordsLike, direction: str = "needs", k: int = 10,
