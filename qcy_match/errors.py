@@ -37,3 +37,7 @@ class UnknownChainError(QcyError, ValueError):
 
 class MissingExtraError(QcyError, ImportError):
     """An optional feature whose extra is not installed."""
+
+
+class UsageError(QcyError, ValueError):
+    """Arguments that do not fit together, such as an index of needs where achievements are searched."""

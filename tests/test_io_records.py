@@ -11,7 +11,7 @@ import pytest
 
 from qcy_match import Rejection, load_records, read_table, write_table
 from qcy_match.errors import InputError
-from qcy_match.ingest.records import canonical_columns, from_any, text_of
+from qcy_match.ingest.records import PREPARED, Prepared, canonical_columns, from_any, load_prepared, prepare, text_of
 from qcy_match.ingest.tables import decode_bytes, iter_table, table_format
 from qcy_match.output.rejects import rejections_frame
 from qcy_match.output.tables import escape_formula
@@ -24,8 +24,9 @@ ROWS_ZH = [
 ]
 
 
-def _check_zh_records(records: pd.DataFrame) -> None:
+def _check_zh_records(prepared: Prepared) -> None:
     """The three rows of ROWS_ZH, mapped from Chinese column names to record fields."""
+    records = prepared.records
     assert records["id"].tolist() == ["G1", "G2", "G3"]
     assert records["title"].tolist() == ["集成电路封装测试", "钛合金锻件热处理", "高镍正极材料"]
     assert records["description"].tolist()[0] == "晶圆级封装工艺"
@@ -36,7 +37,8 @@ def _check_zh_records(records: pd.DataFrame) -> None:
     assert records["region_group"].tolist() == ["关中", "关中", "陕北"]
     assert records["maturity"].tolist() == ["中试", "产业化", "小试"]
     assert records["transfer_mode"].tolist() == ["许可", "转让", "作价入股"]
-    assert records["_row"].tolist() == [1, 2, 3]
+    assert prepared.rows.tolist() == [1, 2, 3]
+    assert not any(str(c).startswith("_") for c in records.columns)  # row numbers travel beside the records
 
 
 # ---- formats and encodings -----------------------------------------------------------------------------------
@@ -45,9 +47,9 @@ def test_gbk_csv_with_chinese_headers(tmp_path):
     path.write_bytes((HEADER_ZH + "".join(ROWS_ZH)).encode("gbk"))
     with pytest.raises(UnicodeDecodeError):  # the fixture really is not UTF-8
         path.read_bytes().decode("utf-8")
-    records, rejects = load_records(path)
-    assert rejects == []
-    _check_zh_records(records)
+    prepared = load_prepared(path)
+    assert prepared.rejected == []
+    _check_zh_records(prepared)
 
 
 def test_utf8_bom_csv_header_has_no_bom(tmp_path):
@@ -56,17 +58,16 @@ def test_utf8_bom_csv_header_has_no_bom(tmp_path):
     raw, rejects = read_table(path)
     assert rejects == []
     assert raw.columns[0] == "编号"  # not '\ufeff编号', which would lose the id column
-    records, _ = load_records(path)
-    _check_zh_records(records)
+    _check_zh_records(load_prepared(path))
 
 
 def test_tsv_is_read(tmp_path):
     path = tmp_path / "rows.tsv"
     lines = [HEADER_ZH.replace(",", "\t")] + [r.replace(",", "\t") for r in ROWS_ZH]
     path.write_text("".join(lines), encoding="utf-8")
-    records, rejects = load_records(path)
-    assert rejects == []
-    _check_zh_records(records)
+    prepared = load_prepared(path)
+    assert prepared.rejected == []
+    _check_zh_records(prepared)
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
@@ -75,10 +76,11 @@ def test_csv_row_with_invalid_bytes_is_rejected_alone(tmp_path, encoding):
     bad = "G9,损坏".encode(encoding) + b"\xff" + ",描述,C3973,榆林市,,中试,许可\n".encode(encoding)
     path.write_bytes(HEADER_ZH.encode(encoding) + ROWS_ZH[0].encode(encoding) + bad
                      + ROWS_ZH[1].encode(encoding) + ROWS_ZH[2].encode(encoding))
-    records, rejects = load_records(path)
+    prepared = load_prepared(path)
+    records, rejects = prepared.records, prepared.rejected
     assert records["id"].tolist() == ["G1", "G2", "G3"]
     assert records["title"].tolist()[0] == "集成电路封装测试"  # the good rows are not mojibake
-    assert records["_row"].tolist() == [1, 3, 4]
+    assert prepared.rows.tolist() == [1, 3, 4]
     assert len(rejects) == 1
     r = rejects[0]
     assert (r.file, r.row, r.field) == (str(path), 2, "名称")
@@ -115,9 +117,10 @@ EXPECTED_BAD = {2: ("id", "missing id"), 3: ("title", "missing title"), 5: ("id"
 def test_bad_csv_rows_each_end_in_a_rejection(tmp_path):
     path = tmp_path / "bad_rows.csv"
     path.write_text(BAD_ROWS_CSV, encoding="utf-8")
-    records, rejects = load_records(path)
+    prepared = load_prepared(path)
+    records, rejects = prepared.records, prepared.rejected
     assert records["id"].tolist() == ["A1", "A8"]
-    assert records["_row"].tolist() == [1, 9]
+    assert prepared.rows.tolist() == [1, 9]
     assert records["industry"].tolist() == [["C3973"], ["C39", "C27"]]
     by_row = {r.row: r for r in rejects}
     assert sorted(by_row) == sorted(EXPECTED_BAD)
@@ -143,9 +146,10 @@ def test_broken_jsonl_lines_are_rejected_with_line_numbers(tmp_path):
              '{"id": "J1", "title": "重复"}',
              '{"id": "J5", "title": "钛合金", "industry": "C3240"}']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    records, rejects = load_records(path)
+    prepared = load_prepared(path)
+    records, rejects = prepared.records, prepared.rejected
     assert records["id"].tolist() == ["J1", "J5"]
-    assert records["_row"].tolist() == [1, 6]
+    assert prepared.rows.tolist() == [1, 6]
     got = {(r.row, r.field) for r in rejects}
     assert got == {(2, "<line>"), (4, "<line>"), (5, "id")}
     reasons = {r.row: r.reason for r in rejects}
@@ -221,9 +225,10 @@ def test_blank_xlsx_row_is_skipped_like_csv(tmp_path):
     ws.append([None, None])
     ws.append(["B3", "锂电池"])
     wb.save(path)
-    records, rejects = load_records(path)
+    prepared = load_prepared(path)
+    records, rejects = prepared.records, prepared.rejected
     assert records["id"].tolist() == ["B1", "B3"]
-    assert records["_row"].tolist() == [1, 3]
+    assert prepared.rows.tolist() == [1, 3]
     assert rejects == []
 
 
@@ -270,10 +275,9 @@ def test_fixture_records_shape(achievements, needs):
     assert (a01["region_city"], a01["region_group"]) == ("西安", "关中")
     assert a01["owner"] == "西安电子科技大学"
     assert "company" in needs.columns
-    # Field order: _row, the record fields, derived region columns, then metadata.
-    assert list(achievements.columns[:11]) == ["_row", "id", "title", "description", "industry", "region",
-                                               "keywords", "maturity", "transfer_mode", "region_city",
-                                               "region_group"]
+    # Field order: the record fields, derived region columns, then metadata.
+    assert list(achievements.columns[:10]) == ["id", "title", "description", "industry", "region", "keywords",
+                                               "maturity", "transfer_mode", "region_city", "region_group"]
 
 
 def test_canonical_columns_maps_aliases_and_keeps_unknown():
@@ -298,6 +302,28 @@ def test_from_any_dicts_normalises_text_and_lists():
     assert records["keywords"].tolist() == [["芯片", "外延"], ["钛合金", "锻件"]]
     assert [(r.row, r.field) for r in rejects] == [(3, "id"), (4, "title")]
     assert "empty text" in rejects[1].reason
+
+
+def test_prepared_frames_are_marked_not_guessed_from_their_columns(achievements):
+    assert achievements.attrs.get(PREPARED) is True
+    part = achievements.iloc[3:7]
+    assert from_any(part)[0] is part  # a slice of prepared records is passed through, not validated again
+    # The same columns without the marker are validated: a bad code is rejected instead of trusted.
+    raw = achievements.head(2).copy()
+    raw.attrs.clear()
+    raw["industry"] = [["C3973"], ["not a code"]]
+    records, rejects = from_any(raw)
+    assert records["id"].tolist() == [achievements["id"].iloc[0]]
+    assert [(r.row, r.field) for r in rejects] == [(2, "industry")]
+
+
+def test_prepare_leaves_its_input_alone_and_numbers_rows_from_one():
+    raw = pd.DataFrame({"id": ["x", "", "z"], "title": ["钛合金", "锂电池", "芯片"]})
+    prepared = prepare(raw)
+    assert raw.columns.tolist() == ["id", "title"]  # no row-number column added to the caller's frame
+    assert prepared.rows.tolist() == [1, 3]
+    assert prepared.records["id"].tolist() == ["x", "z"]
+    assert [(r.row, r.field) for r in prepared.rejected] == [(2, "id")]
 
 
 def test_unknown_code_rejection_carries_a_name_hint():
@@ -395,6 +421,7 @@ def test_rows_without_ids_get_their_row_numbers_only_when_asked(tmp_path):
     path.write_text("title\tcategory\n锂离子电池正极材料\t工学\n\t农学\n小麦抗旱品种选育\t农学\n", encoding="utf-8")
     strict, rejected = load_records(path)
     assert len(strict) == 0 and {r.field for r in rejected} == {"id"}
-    records, rejected = load_records(path, ids_from_rows=True)
-    assert records["id"].tolist() == ["1", "3"] == records["_row"].astype(str).tolist()
+    prepared = load_prepared(path, ids_from_rows=True)
+    records, rejected = prepared.records, prepared.rejected
+    assert records["id"].tolist() == ["1", "3"] == prepared.rows.astype(str).tolist()
     assert [(r.row, r.field) for r in rejected] == [(2, "title")]

@@ -160,7 +160,7 @@ def analyse(achievements: RecordsLike, needs: RecordsLike, engine: MatchEngine |
     need_recs, rejects = from_any(needs)
     if rejects:
         logger.warning("%d needs rejected before analysis", len(rejects))
-    nd = _with_groups(need_recs.drop(columns=[c for c in ("_row",) if c in need_recs.columns]).reset_index(drop=True))
+    nd = _with_groups(need_recs.reset_index(drop=True))
     tok = Tokenizer(user_dicts=engine.config.user_dicts, user_words=engine.config.user_words,
                     domain_dict=engine.config.domain_dict)
     n_mat, a_mat = _tfidf([tok.tokenize(t, normalized=True) for t in text_of(nd)],

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, _add_input_options, _finish_rejects, _load, _progress
+from .common import CliError, _add_input_options, _finish_rejects, _load, _load_prepared, _progress
 
 
 # ---- classification (issue 4) -------------------------------------------------------------------------------
@@ -50,7 +50,8 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
     from ..ingest.records import text_of
     from ..ingest.tables import Rejection
 
-    records = _load(args.train, rejects, ids_from_rows=True)
+    prepared = _load_prepared(args.train, rejects, ids_from_rows=True)
+    records = prepared.records
     col = args.label_column
     if col not in records.columns:
         raise CliError(f"{args.train}: no label column {col!r} (columns: {', '.join(map(str, records.columns))})")
@@ -61,7 +62,7 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
                   for v in records[col]]
     ok = [bool(v) for v in labels]
     rejects.extend(Rejection(str(args.train), int(r), col, "missing label", str(i))
-                   for r, i, good in zip(records["_row"], records["id"], ok, strict=True) if not good)
+                   for r, i, good in zip(prepared.rows, records["id"], ok, strict=True) if not good)
     records = records[ok].reset_index(drop=True)
     labels = [v for v in labels if v]
     if sum(map(bool, (args.no_dense, args.dense, args.dense_model))) > 1:

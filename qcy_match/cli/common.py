@@ -59,13 +59,17 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _load(path: Path, rejects: list[Any], ids_from_rows: bool = False) -> Any:
-    from ..ingest.records import load_records
+    return _load_prepared(path, rejects, ids_from_rows).records
 
-    records, rej = load_records(path, ids_from_rows)
-    rejects.extend(rej)
-    if len(records) == 0:
-        raise CliError(f"{path}: no usable rows ({len(rej)} rejected; see the rejected-rows report)")
-    return records
+
+def _load_prepared(path: Path, rejects: list[Any], ids_from_rows: bool = False) -> Any:
+    """The file's records and their input rows; its rejected rows go to ``rejects``. Fails if no row is usable."""
+    from ..ingest.records import load_prepared, require_rows
+
+    prepared = load_prepared(path, ids_from_rows)
+    rejects.extend(prepared.rejected)
+    require_rows(path, len(prepared.records), len(prepared.rejected))
+    return prepared
 
 
 def _rejects_path(args: argparse.Namespace, out: Path) -> Path:

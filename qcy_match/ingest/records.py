@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import RejectedRowsError
 from ..taxonomy import gbt as taxonomy
 from ..taxonomy import regions
 from ..text import normalize
@@ -38,6 +40,12 @@ ALIASES: dict[str, str] = {
     "transfer_mode": "transfer_mode", "合作方式": "transfer_mode", "转化方式": "transfer_mode",
     "交易方式": "transfer_mode", "转让方式": "transfer_mode",
 }
+# The readers number each data row in this column (see ingest.tables.read_table); prepare() takes the numbers out
+# into Prepared.rows, so no other module sees the column.
+READER_ROW = "_row"
+# Key in DataFrame.attrs marking a frame that prepare() returned. It follows the frame through slicing, copying and
+# parquet round trips; from_any passes a marked frame through instead of validating it again.
+PREPARED = "qcy_match.prepared"
 MATURITY = ("实验室", "小试", "中试", "产业化")
 TRANSFER_MODES = ("转让", "许可", "作价入股", "合作开发", "技术服务")
 _LIST_SPLIT = re.compile(r"[,，;；、|\s]+")
@@ -85,16 +93,30 @@ def _as_text(value: Any) -> str:
     return str(value).strip()
 
 
-def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame, list[Rejection]]:
-    """Validate raw rows and return records in the canonical shape plus the rejected rows.
+@dataclasses.dataclass
+class Prepared:
+    """Validated records, the input row each one came from, and the rows that were rejected."""
 
-    Output columns: the fields of :data:`FIELDS` (``industry`` and ``keywords`` as lists, ``industry`` as canonical
-    codes), ``region_city`` and ``region_group``, then every other input column as metadata.
+    records: pd.DataFrame
+    rows: np.ndarray  # 1-based input row of each record (the reader's numbering, see ingest.tables)
+    rejected: list[Rejection] = dataclasses.field(default_factory=list)
+
+
+def prepare(raw: pd.DataFrame, source: str = "<records>") -> Prepared:
+    """Validate raw rows and return records in the canonical shape, their input rows and the rejected rows.
+
+    Record columns: the fields of :data:`FIELDS` (``industry`` and ``keywords`` as lists, ``industry`` as canonical
+    codes), ``region_city`` and ``region_group``, then every other input column as metadata. The frame is marked
+    as prepared (see :data:`PREPARED`). Input rows are the reader's row numbers where ``raw`` came from a reader,
+    else 1, 2, 3 …
     """
     mapping = {k: v for k, v in canonical_columns(raw.columns).items() if k != v}
     df = raw.rename(columns=mapping) if mapping else raw
-    if "_row" not in df.columns:
-        df.insert(0, "_row", range(1, len(df) + 1))
+    if READER_ROW in df.columns:
+        rownums = df[READER_ROW].to_numpy(dtype=np.int64)
+        df = df.drop(columns=READER_ROW)
+    else:
+        rownums = np.arange(1, len(df) + 1, dtype=np.int64)
     rejects: list[Rejection] = []
     seen: dict[str, int] = {}
     keep: list[int] = []
@@ -105,7 +127,7 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame,
     cols = df.columns
     for i, row in enumerate(df.itertuples(index=False, name=None)):
         rec = dict(zip(cols, row, strict=True))
-        rownum = int(rec["_row"])
+        rownum = int(rownums[i])
         rid = _as_text(rec.get("id"))
         title = normalize(rec.get("title"))
         desc = normalize(rec.get("description"))
@@ -151,38 +173,60 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> tuple[pd.DataFrame,
     for field in ("region", "maturity", "transfer_mode"):
         values[field] = [normalize(v) for v in column(field)] if field in df.columns else [""] * len(keep)
     located = [regions.locate(r) for r in values["region"]]
-    data: dict[str, Any] = {"_row": column("_row"), **{f: values[f] for f in FIELDS},
+    data: dict[str, Any] = {**{f: values[f] for f in FIELDS},
                             "region_city": [c for c, _ in located], "region_group": [g for _, g in located]}
     for c in df.columns:
-        if c not in FIELDS and c not in DERIVED and c != "_row":
+        if c not in FIELDS and c not in DERIVED:
             data[c] = df[c].iloc[taken].reset_index(drop=True)
     out = pd.DataFrame(data)
+    out.attrs[PREPARED] = True
     if rejects:
         logger.warning("%s: %d of %d rows rejected", source, len(rejects), len(df))
-    return out, rejects
+    return Prepared(out, rownums[taken], rejects)
+
+
+def load_prepared(path: str | os.PathLike[str], ids_from_rows: bool = False, sheet: str | int | None = None
+                  ) -> Prepared:
+    """Read a file of achievements or needs and validate it; see :func:`prepare`. With ``ids_from_rows``, a file
+    without an id column (a labelled TSV of titles, say) gets each row's number as its id instead of being rejected.
+    ``sheet`` names the XLSX worksheet to read (see :func:`~qcy_match.ingest.tables.read_table`). Rows the reader
+    could not parse come first among the rejected rows.
+    """
+    raw, read_rejects = read_table(path, sheet=sheet)
+    if ids_from_rows and "id" not in canonical_columns(raw.columns).values():
+        rows = raw[READER_ROW] if READER_ROW in raw else range(1, len(raw) + 1)
+        raw.insert(0, "id", [str(r) for r in rows])
+    prepared = prepare(raw, str(path))
+    return Prepared(prepared.records, prepared.rows, read_rejects + prepared.rejected)
 
 
 def load_records(path: str | os.PathLike[str], ids_from_rows: bool = False, sheet: str | int | None = None
                  ) -> tuple[pd.DataFrame, list[Rejection]]:
-    """Read a file of achievements or needs and validate it; see :func:`prepare`. With ``ids_from_rows``, a file
-    without an id column (a labelled TSV of titles, say) gets each row's number as its id instead of being rejected.
-    ``sheet`` names the XLSX worksheet to read (see :func:`~qcy_match.ingest.tables.read_table`).
+    """Read a file of achievements or needs and validate it: the records and the rejected rows (see
+    :func:`load_prepared`, which also says each record's input row).
     """
-    raw, read_rejects = read_table(path, sheet=sheet)
-    if ids_from_rows and "id" not in canonical_columns(raw.columns).values():
-        raw.insert(0, "id", [str(r) for r in (raw["_row"] if "_row" in raw else range(1, len(raw) + 1))])
-    records, rejects = prepare(raw, str(path))
-    return records, read_rejects + rejects
+    prepared = load_prepared(path, ids_from_rows, sheet)
+    return prepared.records, prepared.rejected
+
+
+def require_rows(source: object, usable: int, rejected: int) -> None:
+    """Raise :class:`RejectedRowsError` when an input gave no usable row: there is nothing to index or match."""
+    if usable == 0:
+        raise RejectedRowsError(f"{source}: no usable rows ({rejected} rejected; see the rejected-rows report)")
 
 
 def from_any(records: pd.DataFrame | Iterable[Mapping[str, Any]], source: str = "<records>"
              ) -> tuple[pd.DataFrame, list[Rejection]]:
-    """Accept a DataFrame or an iterable of dicts and return validated records plus rejections."""
+    """Accept a DataFrame or an iterable of dicts and return validated records plus rejections.
+
+    A frame marked as prepared (:data:`PREPARED`, set by :func:`prepare`) is returned as it is: validating it again
+    would only repeat the work.
+    """
     df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
-    if {"_row", *FIELDS, *DERIVED} <= set(df.columns):
-        # Already prepared: re-validating would re-normalise codes that are canonical already.
+    if df.attrs.get(PREPARED):
         return df, []
-    return prepare(df, source)
+    prepared = prepare(df, source)
+    return prepared.records, prepared.rejected
 
 
 def text_of(records: pd.DataFrame) -> list[str]:

@@ -127,7 +127,7 @@ class MatchEngine:
             make_encoder(self.config.encoder, self.config.encoder_params).fit(d_texts, d_tokens)
         vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
         dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors)
-        recs = recs.drop(columns=[c for c in ("_row",) if c in recs.columns]).reset_index(drop=True)
+        recs = recs.reset_index(drop=True)  # a prepared frame is passed through as given, possibly a slice
         snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
         snap.check()
         with self._write_lock:
@@ -186,7 +186,7 @@ class MatchEngine:
 
     def _update(self, records: RecordsLike, replace: bool, show_progress: bool) -> UpdateResult:
         recs, rejects = from_any(records, "<update>")
-        recs = recs.drop(columns=[c for c in ("_row",) if c in recs.columns]).reset_index(drop=True)
+        recs = recs.reset_index(drop=True)
         with self._write_lock:
             st = self._snap
             ids = recs["id"].astype(str).tolist()

@@ -47,16 +47,16 @@ def prepared_chunks(needs: Path, chunk_rows: int, rejected: list[Rejection]) -> 
     seen: dict[str, int] = {}
     for c, (raw, read_rejects) in enumerate(iter_table(needs, chunk_rows=chunk_rows)):
         rejected.extend(read_rejects)
-        recs, rejects = prepare(raw, str(needs)) if len(raw) else (raw, [])
-        rejected.extend(rejects)
-        if len(recs):
-            dup = recs["id"].astype(str).isin(seen.keys())
-            for rid, row in zip(recs["id"][dup], recs["_row"][dup], strict=True):
-                rejected.append(Rejection(str(needs), int(row), "id",
-                                          f"duplicate id (first used in row {seen[str(rid)]})", str(rid)))
-            recs = recs[~dup].reset_index(drop=True)
-            seen.update(zip(recs["id"].astype(str), recs["_row"].astype(int), strict=True))
-        yield c, recs
+        prepared = prepare(raw, str(needs))
+        rejected.extend(prepared.rejected)
+        recs, rows = prepared.records, prepared.rows
+        ids = recs["id"].astype(str)
+        dup = ids.isin(seen.keys()).to_numpy()
+        for rid, row in zip(ids[dup], rows[dup], strict=True):
+            rejected.append(Rejection(str(needs), int(row), "id", f"duplicate id (first used in row {seen[rid]})",
+                                      rid))
+        seen.update(zip(ids[~dup], rows[~dup].tolist(), strict=True))
+        yield c, recs[~dup].reset_index(drop=True)
 
 
 def validate_file(needs: Path, chunk_rows: int = 50_000) -> list[Rejection]:
