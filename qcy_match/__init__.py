@@ -19,7 +19,7 @@ _API = {
     "RejectedRowsError": "errors", "MissingExtraError": "errors",
     "load_records": "ingest.records", "Rejection": "ingest.tables", "read_table": "ingest.tables",
     "MatchEngine": "match.engine", "UpdateResult": "match.engine", "match_records": "match.engine",
-    "Matches": "match.results", "match_file": "match.jobs", "JobResult": "match.jobs",
+    "Matches": "match.results", "match_file": "match.stream", "JobResult": "match.stream",
     "write_table": "output.tables",
 }
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .ingest.records import load_records
     from .ingest.tables import Rejection, read_table
     from .match.engine import MatchEngine, UpdateResult, match_records
-    from .match.jobs import JobResult, match_file
+    from .match.stream import JobResult, match_file
     from .match.results import Matches
     from .output.tables import write_table
 

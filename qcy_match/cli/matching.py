@@ -169,7 +169,7 @@ def cmd_match_stream(args: argparse.Namespace) -> None:
 
     from ..match.engine import MatchEngine
     from ..match.filters import parse
-    from ..match.jobs import match_file
+    from ..match.stream import match_file
 
     parse(args.filter)  # refuse bad filters before any work
     if args.chunk_rows < 1:
@@ -180,7 +180,7 @@ def cmd_match_stream(args: argparse.Namespace) -> None:
         raise CliError(f"{args.index} is an index of {engine.side_}; 'match --index' needs an index of "
                        "achievements (build it with 'qcy-match index --achievements FILE')")
     if args.strict:
-        from ..match.jobs import validate_file
+        from ..match.stream import validate_file
 
         _finish_rejects(args, validate_file(args.needs), args.out)  # raises before any output is written
     with tqdm(desc="match", unit="need", disable=not _progress(args)) as bar:
