@@ -16,24 +16,32 @@ from ._version import __version__
 _API = {
     "EngineConfig": "config",
     "QcyError": "errors", "InputError": "errors", "IndexFormatError": "errors", "FilterError": "errors",
-    "RejectedRowsError": "errors", "MissingExtraError": "errors",
+    "RejectedRowsError": "errors", "MissingExtraError": "errors", "UsageError": "errors",
     "load_records": "ingest.records", "Rejection": "ingest.tables", "read_table": "ingest.tables",
-    "MatchEngine": "match.engine", "UpdateResult": "match.engine", "match_records": "match.engine",
-    "Matches": "match.results", "match_file": "match.stream", "JobResult": "match.stream",
+    "MatchEngine": "match.engine", "UpdateResult": "match.engine", "Matches": "match.results",
+    "match_file": "match.jobs", "match_records": "match.jobs", "JobResult": "match.jobs", "JobChunk": "match.jobs",
     "write_table": "output.tables",
 }
 
-__all__ = ["EngineConfig", "FilterError", "IndexFormatError", "InputError", "JobResult", "MatchEngine", "Matches",
-           "MissingExtraError", "QcyError", "Rejection", "RejectedRowsError", "UpdateResult", "__version__",
-           "load_records", "match_file", "match_records", "read_table", "write_table"]
+__all__ = ["EngineConfig", "FilterError", "IndexFormatError", "InputError", "JobChunk", "JobResult", "MatchEngine",
+           "Matches", "MissingExtraError", "QcyError", "Rejection", "RejectedRowsError", "UpdateResult", "UsageError",
+           "__version__", "load_records", "match_file", "match_records", "read_table", "write_table"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import EngineConfig
-    from .errors import FilterError, IndexFormatError, InputError, MissingExtraError, QcyError, RejectedRowsError
+    from .errors import (
+        FilterError,
+        IndexFormatError,
+        InputError,
+        MissingExtraError,
+        QcyError,
+        RejectedRowsError,
+        UsageError,
+    )
     from .ingest.records import load_records
     from .ingest.tables import Rejection, read_table
-    from .match.engine import MatchEngine, UpdateResult, match_records
-    from .match.stream import JobResult, match_file
+    from .match.engine import MatchEngine, UpdateResult
+    from .match.jobs import JobChunk, JobResult, match_file, match_records
     from .match.results import Matches
     from .output.tables import write_table
 

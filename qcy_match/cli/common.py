@@ -64,12 +64,9 @@ def _load(path: Path, rejects: list[Any], ids_from_rows: bool = False) -> Any:
 
 def _load_prepared(path: Path, rejects: list[Any], ids_from_rows: bool = False) -> Any:
     """The file's records and their input rows; its rejected rows go to ``rejects``. Fails if no row is usable."""
-    from ..ingest.records import load_prepared, require_rows
+    from ..ingest.records import load_usable
 
-    prepared = load_prepared(path, ids_from_rows)
-    rejects.extend(prepared.rejected)
-    require_rows(path, len(prepared.records), len(prepared.rejected))
-    return prepared
+    return load_usable(path, rejects, ids_from_rows)
 
 
 def _rejects_path(args: argparse.Namespace, out: Path) -> Path:

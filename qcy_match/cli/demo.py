@@ -3,37 +3,32 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..config import EngineConfig
-from ..ingest.records import load_records
-from ..match.engine import MatchEngine
-from ..output.rejects import report_rejections
-from ..output.tables import write_table
+from ..match.jobs import JobChunk, match_file
 
 
 def run_demo(corpus: Path, out: Path, config: EngineConfig, k: int = 5, show: int = 6, progress: bool = False,
              rejects_path: Path | None = None, strict: bool = False) -> Any:
-    """Index ``corpus/achievements.jsonl``, match ``corpus/needs.jsonl`` and print a summary; returns the table."""
-    t0 = time.time()
-    achievements, rej_a = load_records(corpus / "achievements.jsonl")
-    needs, rej_n = load_records(corpus / "needs.jsonl")
-    rejects = rej_a + rej_n
-    if rejects_path is not None:
-        report_rejections(rejects, rejects_path, strict)
-    engine = MatchEngine(config).index(achievements, show_progress=progress)
-    t_index = time.time() - t0
-    result = engine.match(needs, k=k, show_progress=progress)
-    table = result.to_frame(needs, engine.records_)
-    write_table(table, out)
+    """Match ``corpus/needs.jsonl`` against ``corpus/achievements.jsonl`` into ``out`` and print a summary; returns
+    the table of matches.
+    """
+    chunks: list[JobChunk] = []
+    res = match_file(corpus / "needs.jsonl", out, achievements=corpus / "achievements.jsonl", k=k, config=config,
+                     strict=strict, rejects=rejects_path, show_progress=progress, on_chunk=chunks.append)
+    engine = res.engine
+    assert engine is not None  # match_file always reports the engine it searched
     w = sys.stdout.write
-    w(f"\nqcy-match demo: {len(needs)} enterprise needs × {len(achievements)} achievements "
-      f"(encoder {config.encoder}, index {engine.dense_.kind_}); indexed in {t_index:.1f} s, "
-      f"matched in {time.time() - t0 - t_index:.1f} s\n")
-    for i in range(min(show, len(needs))):
-        need = needs.iloc[i]
+    w(f"\nqcy-match demo: {res.queries} enterprise needs × {res.corpus} achievements "
+      f"(encoder {config.encoder}, index {engine.dense_.kind_}); indexed in {res.index_seconds:.1f} s, "
+      f"matched in {res.match_seconds:.1f} s\n")
+    shown = [(c, i) for c in chunks for i in range(len(c.queries))][:show]
+    for chunk, i in shown:
+        need, result = chunk.queries.iloc[i], chunk.matches
         w(f"\n【需求 {need['id']}】{need['title']}  ({need['region']}; {', '.join(need['industry'])})\n")
         for j in range(min(3, k)):
             d = int(result.indices[i, j])
@@ -46,8 +41,8 @@ def run_demo(corpus: Path, out: Path, config: EngineConfig, k: int = 5, show: in
               f"     共同关键词: {kw} | 行业一致: {e['industry_agreement']} | 地区: {e['region_agreement']} | "
               f"BM25 {e['bm25_score']:.2f} (#{e['bm25_rank'] or '-'}) · dense {e['dense_score']:.3f} "
               f"(#{e['dense_rank'] or '-'}) | {a['maturity']} · {a['transfer_mode']} · {a.get('owner', '')}\n")
+    table = pd.concat([c.table for c in chunks], ignore_index=True)
     agree = table.groupby("need_id").head(1)["industry_agreement"].value_counts().to_dict()
     w(f"\nTop-1 industry agreement over all needs: {agree}\n")
-    w(f"Full table ({len(table)} rows): {out}; rejected rows: {len(rejects)}"
-      + (f" → {rejects_path}" if rejects_path else "") + "\n")
+    w(f"Full table ({res.rows} rows): {out}; rejected rows: {len(res.rejected)} → {res.rejects_path}\n")
     return table

@@ -36,73 +36,24 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 
 def cmd_match(args: argparse.Namespace) -> None:
-    """Match one file against an index or another file and write the table in chunks."""
-    from ..ingest.tables import table_format
-    from ..match.engine import MatchEngine
-    from ..match.filters import parse
-    from ..output.tables import write_table
+    """Match a needs file against an index or an achievements file and write the table (see ``match_file``)."""
+    from ..errors import UsageError
+    from ..match.jobs import match_file
 
     if args.top_k < 1:
         raise CliError("--top-k must be at least 1")
-    if args.index and args.direction == "needs" and table_format(args.out) in ("csv", "tsv", "jsonl"):
-        return cmd_match_stream(args)
-    if args.resume:
-        raise CliError("--resume needs --index DIR, --direction needs and a CSV/TSV/JSONL --out (the streamed mode)")
-    fmt = table_format(args.out)
-    filters = parse(args.filter)
-    rejects: list[Any] = []
-    t0 = time.time()
-    corpus_side = "achievements" if args.direction == "needs" else "needs"
-    show = _progress(args)
-    if args.index:
-        engine = MatchEngine.load(args.index)
-        if engine.side_ != "achievements":
-            raise CliError(f"{args.index} is an index of {engine.side_}; 'match --index' needs an index of "
-                           "achievements (build it with 'qcy-match index --achievements FILE')")
-        if corpus_side == "achievements":
-            queries = _load(args.needs, rejects)
-        else:
-            # The index holds the query side: its records are the queries, the needs file is searched.
-            queries = engine.records_
-            engine = MatchEngine(engine.config).index(_load(args.needs, rejects), side="needs", show_progress=show)
-    else:
-        achievements = _load(args.achievements, rejects)
-        needs = _load(args.needs, rejects)
-        corpus, queries = (achievements, needs) if corpus_side == "achievements" else (needs, achievements)
-        engine = MatchEngine(_config(args)).index(corpus, side=corpus_side, show_progress=show)
-    report = _finish_rejects(args, rejects, args.out)
-    streamed = fmt in ("csv", "tsv", "jsonl", "json")  # appendable formats are written chunk by chunk
-    chunk = 2000 if streamed else max(1, len(queries))
-    if args.out.exists():
-        args.out.unlink()
-    rows = 0
-    frames = []
-    for start in range(0, len(queries), chunk):
-        part = queries.iloc[start:start + chunk].reset_index(drop=True)
-        frame = engine.match(part, k=args.top_k, filters=filters, show_progress=show).to_frame(part,
-                                                                                               engine.records_)
-        rows += len(frame)
-        if len(frame) == 0:
-            continue
-        if streamed:
-            write_table(frame, args.out, append=start > 0)
-        else:
-            frames.append(frame)
-    if frames:
-        import pandas as pd
-
-        write_table(pd.concat(frames, ignore_index=True), args.out)
-    if not args.out.exists():
-        write_table(_empty_frame(args.direction), args.out)
-    print(f"matched {len(queries)} {args.direction} against {len(engine)} {corpus_side}: {rows} rows → {args.out} "
-          f"({time.time() - t0:.1f} s); {report}", file=sys.stderr)
-
-
-def _empty_frame(direction: str) -> Any:
-    import pandas as pd
-
-    first, second = ("need_id", "achievement_id") if direction == "needs" else ("achievement_id", "need_id")
-    return pd.DataFrame(columns=[first, second, "rank", "score"])
+    if args.chunk_rows < 1:
+        raise CliError("--chunk-rows must be at least 1")
+    try:
+        res = match_file(args.needs, args.out, index=args.index, achievements=args.achievements,
+                         direction=args.direction, k=args.top_k, filters=args.filter,
+                         config=_config(args) if args.achievements else None, chunk_rows=args.chunk_rows,
+                         resume=args.resume, strict=args.strict, rejects=args.rejects, show_progress=_progress(args))
+    except UsageError as exc:  # arguments that do not fit together: a usage error, like argparse's
+        raise CliError(str(exc)) from exc
+    resumed = f", resumed after {res.skipped_chunks} chunks" if args.resume else ""
+    print(f"matched {res.queries} {res.direction} against {res.corpus} {res.searched}: {res.rows} rows → {res.out} "
+          f"({res.seconds:.1f} s{resumed}); {res.report}", file=sys.stderr)
 
 
 # ---- live updates (issue 6) ------------------------------------------------------------------------------------
@@ -158,44 +109,9 @@ def cmd_index_update(args: argparse.Namespace) -> None:
 # ---- streamed, resumable matching (issue 6) --------------------------------------------------------------------
 def _add_stream_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("big files (with --index: needs are read and written in chunks)")
-    g.add_argument("--chunk-rows", type=int, default=2000, help="needs per chunk (default 2000)")
+    g.add_argument("--chunk-rows", type=int, default=2000, help="queries matched and written per chunk (default 2000)")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the chunks already written to --out, match the rest")
-
-
-def cmd_match_stream(args: argparse.Namespace) -> None:
-    """Match a needs file of any size against a saved index, chunk by chunk, resumable."""
-    from tqdm.auto import tqdm
-
-    from ..match.engine import MatchEngine
-    from ..match.filters import parse
-    from ..match.stream import match_file
-
-    parse(args.filter)  # refuse bad filters before any work
-    if args.chunk_rows < 1:
-        raise CliError("--chunk-rows must be at least 1")
-    t0 = time.time()
-    engine = MatchEngine.load(args.index)
-    if engine.side_ != "achievements":
-        raise CliError(f"{args.index} is an index of {engine.side_}; 'match --index' needs an index of "
-                       "achievements (build it with 'qcy-match index --achievements FILE')")
-    if args.strict:
-        from ..match.stream import validate_file
-
-        _finish_rejects(args, validate_file(args.needs), args.out)  # raises before any output is written
-    with tqdm(desc="match", unit="need", disable=not _progress(args)) as bar:
-        res = match_file(engine, args.needs, args.out, k=args.top_k, filters=args.filter, chunk_rows=args.chunk_rows,
-                         resume=args.resume, progress=bar.update)  # type: ignore[arg-type]
-    if not args.out.exists():
-        from ..output.tables import write_table
-
-        write_table(_empty_frame(args.direction), args.out)
-    report = _finish_rejects(args, res.rejected, args.out)
-    if res.valid == 0:
-        raise CliError(f"{args.needs}: no usable rows ({len(res.rejected)} rejected; see the rejected-rows report)")
-    resumed = f", resumed after {res.skipped_chunks} chunks" if args.resume else ""
-    print(f"matched {res.queries} needs against {len(engine)} achievements: {res.rows} rows → {args.out} "
-          f"({time.time() - t0:.1f} s{resumed}); {report}", file=sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

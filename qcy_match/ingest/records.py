@@ -209,6 +209,16 @@ def load_records(path: str | os.PathLike[str], ids_from_rows: bool = False, shee
     return prepared.records, prepared.rejected
 
 
+def load_usable(path: str | os.PathLike[str], rejected: list[Rejection], ids_from_rows: bool = False) -> Prepared:
+    """:func:`load_prepared` for a job that needs rows: the file's rejected rows are added to ``rejected``, and a file
+    without a usable row raises :class:`RejectedRowsError`.
+    """
+    prepared = load_prepared(path, ids_from_rows)
+    rejected.extend(prepared.rejected)
+    require_rows(path, len(prepared.records), len(prepared.rejected))
+    return prepared
+
+
 def require_rows(source: object, usable: int, rejected: int) -> None:
     """Raise :class:`RejectedRowsError` when an input gave no usable row: there is nothing to index or match."""
     if usable == 0:

@@ -367,16 +367,3 @@ class MatchEngine:
             engine.save(dest)
         return done, engine
 
-
-def match_records(achievements: RecordsLike, needs: RecordsLike, direction: str = "needs", k: int = 10,
-                  filters: filt.Filters | Iterable[str] | None = None, config: EngineConfig | None = None,
-                  show_progress: bool = False) -> tuple[Matches, MatchEngine]:
-    """Match both sides in one call. ``direction='needs'``: each need gets achievements; ``'achievements'``: the
-    reverse. Returns the matches and the engine built over the searched side.
-    """
-    if direction not in SIDES:
-        raise ValueError(f"direction must be one of {SIDES}, not {direction!r}")
-    corpus, side = (achievements, "achievements") if direction == "needs" else (needs, "needs")
-    queries = needs if direction == "needs" else achievements
-    engine = MatchEngine(config).index(corpus, side=side, show_progress=show_progress)
-    return engine.match(queries, k=k, filters=filters, show_progress=show_progress), engine
