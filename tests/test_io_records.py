@@ -305,9 +305,13 @@ def test_from_any_dicts_normalises_text_and_lists():
 
 
 def test_prepared_frames_are_marked_not_guessed_from_their_columns(achievements):
-    assert achievements.attrs.get(PREPARED) is True
+    assert achievements.attrs.get(PREPARED) == achievements.columns.tolist()
     part = achievements.iloc[3:7]
     assert from_any(part)[0] is part  # a slice of prepared records is passed through, not validated again
+    # Cutting columns keeps pandas' attrs but not the marked columns: the rows are validated (descriptions added).
+    cut = achievements[["id", "title"]].head(2)
+    records, _ = from_any(cut)
+    assert records is not cut and records["description"].tolist() == ["", ""]
     # The same columns without the marker are validated: a bad code is rejected instead of trusted.
     raw = achievements.head(2).copy()
     raw.attrs.clear()

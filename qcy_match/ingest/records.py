@@ -43,8 +43,9 @@ ALIASES: dict[str, str] = {
 # The readers number each data row in this column (see ingest.tables.read_table); prepare() takes the numbers out
 # into Prepared.rows, so no other module sees the column.
 READER_ROW = "_row"
-# Key in DataFrame.attrs marking a frame that prepare() returned. It follows the frame through slicing, copying and
-# parquet round trips; from_any passes a marked frame through instead of validating it again.
+# Key in DataFrame.attrs marking a frame that prepare() returned; its value is the frame's columns. pandas carries
+# attrs through slicing and copying (and parquet round trips) but also to a frame whose columns were since cut or
+# added, so from_any passes a frame through unvalidated only while its columns are still the marked ones.
 PREPARED = "qcy_match.prepared"
 MATURITY = ("实验室", "小试", "中试", "产业化")
 TRANSFER_MODES = ("转让", "许可", "作价入股", "合作开发", "技术服务")
@@ -179,7 +180,7 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> Prepared:
         if c not in FIELDS and c not in DERIVED:
             data[c] = df[c].iloc[taken].reset_index(drop=True)
     out = pd.DataFrame(data)
-    out.attrs[PREPARED] = True
+    out.attrs[PREPARED] = [str(c) for c in out.columns]
     if rejects:
         logger.warning("%s: %d of %d rows rejected", source, len(rejects), len(df))
     return Prepared(out, rownums[taken], rejects)
@@ -229,11 +230,11 @@ def from_any(records: pd.DataFrame | Iterable[Mapping[str, Any]], source: str = 
              ) -> tuple[pd.DataFrame, list[Rejection]]:
     """Accept a DataFrame or an iterable of dicts and return validated records plus rejections.
 
-    A frame marked as prepared (:data:`PREPARED`, set by :func:`prepare`) is returned as it is: validating it again
-    would only repeat the work.
+    A frame :func:`prepare` returned (or rows of it, see :data:`PREPARED`) is returned as it is: validating it
+    again would only repeat the work.
     """
     df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
-    if df.attrs.get(PREPARED):
+    if df.attrs.get(PREPARED) == [str(c) for c in df.columns]:
         return df, []
     prepared = prepare(df, source)
     return prepared.records, prepared.rejected
