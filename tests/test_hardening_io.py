@@ -18,7 +18,7 @@ import pytest
 from qcy_match.analytics.report import Report, write_report
 from qcy_match.errors import InputError, RejectedRowsError
 from qcy_match.ingest import xlsx
-from qcy_match.ingest.records import load_records
+from qcy_match.ingest.records import load_prepared, load_records
 from qcy_match.ingest.rows import MAX_COLUMNS, MAX_FIELD_CHARS, MAX_ROW_BYTES
 from qcy_match.ingest.tables import read_table
 from qcy_match.output.rejects import report_rejections
@@ -39,12 +39,13 @@ def _needs_csv(path, n=1000, broken=None):
 # ---- 3: an unclosed quote ------------------------------------------------------------------------------------------
 def test_unclosed_quote_rejects_its_row_and_rereads_the_rest(tmp_path):
     path = _needs_csv(tmp_path / "needs.csv", broken={4: 'N4,"钛合金薄壁件,描述4\n'})
-    records, rejects = load_records(path)
+    prepared = load_prepared(path)
+    records, rejects = prepared.records, prepared.rejected
     assert len(records) == 999 and len(rejects) == 1
     r = rejects[0]
     assert (r.file, r.row, r.field) == (str(path), 4, "title")
     assert "unclosed quote" in r.reason and "line 5" in r.reason and "lines 6–1001" in r.reason
-    assert records["_row"].tolist() == [i for i in range(1, 1001) if i != 4]
+    assert prepared.rows.tolist() == [i for i in range(1, 1001) if i != 4]
     assert records["title"].str.len().max() < 40  # no row swallowed the others
     with pytest.raises(RejectedRowsError, match="row 4 field title: unclosed quote"):
         report_rejections(rejects, tmp_path / "rejected.csv", strict=True)
