@@ -12,6 +12,7 @@ from .classify import _add_classify_missing_options, _add_classify_parser, cmd_c
 from .common import EXIT_DATA, EXIT_USAGE, CliError, _add_engine_options, _add_input_options
 from .matching import _add_stream_options, _add_update_options, cmd_demo, cmd_index, cmd_match
 from .report import _add_report_parser, cmd_report
+from .serve import _add_serve_parsers, cmd_serve, cmd_token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classify_parser(sub)
     _add_report_parser(sub)
     _add_bench_parser(sub)
+    _add_serve_parsers(sub)
     return ap
 
 
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
-                    "report": cmd_report, "bench": cmd_bench}
+                    "report": cmd_report, "bench": cmd_bench, "serve": cmd_serve, "token": cmd_token}
         commands[args.command](args)
     except (CliError, QcyError, FileNotFoundError) as exc:
         print(f"qcy-match: error: {exc}", file=sys.stderr)

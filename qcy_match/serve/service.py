@@ -1,0 +1,240 @@
+"""The served index: matching on a consistent snapshot, logged updates, snapshots of the log, and hot reloads.
+
+Readers never wait for writers (the engine's snapshots); writers are serialised by one lock, which also orders the
+write-ahead log the same way the engine applies it. A reload opens and checks the new index outside that lock,
+then swaps it in with one reference assignment, so a request in flight finishes on the engine it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import persistence
+from ..errors import FilterError
+from ..ingest.records import prepare
+from ..ingest.tables import Rejection
+from ..match import filters as filt
+from ..match.engine import MatchEngine
+from .rows import cell, rows_of
+from .settings import Settings
+from .wal import WriteAheadLog
+
+logger = logging.getLogger(__name__)
+
+
+class FieldError(Exception):
+    """A request field with a bad value; answered 422 naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def open_index(path: Path) -> tuple[MatchEngine, dict[str, Any]]:
+    """Load and verify an index directory; also return what ``/readyz`` and ``/v1/index`` report about it."""
+    engine = MatchEngine.load(path)
+    return engine, index_info(path)
+
+
+def index_info(path: Path) -> dict[str, Any]:
+    """The manifest's summary of an index directory (its version is the manifest's digest)."""
+    root = persistence.resolve(path)
+    raw = (root / persistence.MANIFEST).read_bytes()
+    manifest = persistence.read_manifest(root, verify=False)  # load() verified every checksum already
+    info = {"name": Path(path).name, "version": hashlib.sha256(raw).hexdigest()[:16],
+            "created": manifest.get("created"), "library_version": manifest.get("library_version"),
+            "format_version": manifest.get("format_version"), "side": manifest.get("side"),
+            "encoder": manifest.get("encoder", {}).get("name"), "index_kind": manifest.get("index", {}).get("kind"),
+            "counts": manifest.get("counts", {}),
+            "files": {"count": len(manifest["files"]), "bytes": sum(f["bytes"] for f in manifest["files"].values())}}
+    return info
+
+
+def _rejection(r: Rejection) -> dict[str, Any]:
+    return {"index": max(r.row - 1, 0), "field": r.field, "reason": r.reason, "value": r.value}
+
+
+class Service:
+    """One served index and, with ``writable``, its write-ahead log."""
+
+    RETRIES = 4
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = settings.index
+        self.engine, self.info = open_index(self.path)
+        self.generation = 0
+        self._write_lock = threading.Lock()
+        self.wal: WriteAheadLog | None = None
+        if settings.writable:
+            self.wal = WriteAheadLog(settings.wal_path)
+            ops = self.wal.replay()
+            for op in ops:
+                self._apply(self.engine, op)
+            if ops:
+                logger.info("replayed %d logged updates from %s", len(ops), self.wal.path)
+
+    # ---- reading --------------------------------------------------------------------------------------------
+    def match(self, queries: Sequence[str | Mapping[str, Any]], k: int, filters: Mapping[str, Any] | None,
+              explain: bool) -> tuple[list[str], list[list[dict[str, Any]]]]:
+        """Query ids and, per query, its match rows; bad queries or filters raise :class:`FieldError`."""
+        recs = self._queries(queries)
+        engine = self.engine  # a reload may swap self.engine; this request stays on the one it started with
+        parsed: dict[str, list[str]] = {}
+        for key, value in (filters or {}).items():
+            if key not in filt.KEYS and (key not in engine.records_.columns or key.startswith("_")):
+                raise FieldError(f"filters.{key}", f"unknown filter; use one of {', '.join(filt.KEYS)} or a "
+                                 "metadata column of the indexed records")
+            try:
+                parsed.update(filt.parse({key: value}))
+            except FilterError as exc:
+                raise FieldError(f"filters.{key}", str(exc)) from exc
+        for _ in range(self.RETRIES):
+            before = engine.records_
+            m = self._run(engine, recs, k, parsed, explain)
+            corpus = engine.records_
+            # The live-records frame is replaced by every write: the same object before and after means the match
+            # read exactly these records, so its positions index them.
+            if corpus is before:
+                return m.query_ids, rows_of(m, recs, corpus)
+        with self._write_lock:  # writes keep landing in between: hold them off for this one request
+            m = self._run(engine, recs, k, parsed, explain)
+            return m.query_ids, rows_of(m, recs, engine.records_)
+
+    @staticmethod
+    def _run(engine: MatchEngine, recs: pd.DataFrame, k: int, parsed: dict[str, list[str]], explain: bool) -> Any:
+        try:
+            return engine.match(recs, k=k, filters=parsed, explain_matches=explain)
+        except FilterError as exc:
+            raise FieldError("filters", str(exc)) from exc
+
+    @staticmethod
+    def _queries(queries: Sequence[str | Mapping[str, Any]]) -> pd.DataFrame:
+        rows = []
+        for i, q in enumerate(queries):
+            row = {"title": q} if isinstance(q, str) else dict(q)
+            if row.get("id") in (None, ""):
+                row["id"] = f"q{i + 1}"
+            rows.append(row)
+        recs, rejects = prepare(pd.DataFrame(rows), "<queries>")
+        if rejects:
+            r = rejects[0]
+            raise FieldError(f"queries.{r.row - 1}.{r.field}", r.reason)
+        return recs
+
+    def record(self, rid: str) -> dict[str, Any] | None:
+        """The indexed record with id ``rid`` (its fields and metadata), or None."""
+        recs = self.engine.records_
+        hits = recs.index[recs["id"].astype(str) == rid]
+        if not len(hits):
+            return None
+        row = recs.loc[hits[0]]
+        return {c: cell(row[c]) if c not in ("industry", "keywords") else list(row[c])
+                for c in recs.columns if not str(c).startswith("_") and c not in ("region_city", "region_group")}
+
+    def ready(self) -> dict[str, Any]:
+        """What ``/readyz`` answers."""
+        return {"status": "ready", "index": {k: self.info[k] for k in ("name", "version", "created", "side")},
+                "records": len(self.engine), "generation": self.generation, "writable": self.wal is not None,
+                "pending_log_ops": self.wal.ops if self.wal else 0}
+
+    def summary(self) -> dict[str, Any]:
+        """What ``/v1/index`` answers: the manifest's summary plus the live state."""
+        return {**self.info, "live_records": len(self.engine), "generation": self.generation,
+                "writable": self.wal is not None, "pending_log_ops": self.wal.ops if self.wal else 0}
+
+    # ---- writing --------------------------------------------------------------------------------------------
+    def upsert(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Validate, log (fsync), then apply; returns added, replaced and rejected."""
+        self._need_wal()
+        with self._write_lock:
+            recs, rejects = prepare(pd.DataFrame(records), "<records>")
+            res = None
+            if len(recs):
+                accepted = [records[int(r) - 1] for r in recs["_row"]]
+                self._log({"op": "upsert", "records": accepted})
+                res = self.engine.upsert(recs)
+                self.generation += 1
+        return {"added": res.added if res else [], "replaced": res.replaced if res else [],
+                "rejected": [_rejection(r) for r in rejects + (res.rejected if res else [])]}
+
+    def delete(self, ids: list[str]) -> dict[str, Any]:
+        """Log (fsync), then delete; returns deleted and missing ids."""
+        self._need_wal()
+        with self._write_lock:
+            self._log({"op": "delete", "ids": ids})
+            res = self.engine.delete(ids)
+            self.generation += 1
+        return {"deleted": res.deleted, "missing": res.missing}
+
+    def _need_wal(self) -> None:
+        if self.wal is None:
+            raise PermissionError("this server is read-only (start it with --writable to accept updates)")
+
+    def _log(self, op: dict[str, Any]) -> None:
+        assert self.wal is not None  # checked by _need_wal; the log exists exactly when writable
+        self.wal.append(op)
+
+    @staticmethod
+    def _apply(engine: MatchEngine, op: dict[str, Any]) -> None:
+        if op["op"] == "upsert":
+            engine.upsert(op["records"])
+        else:
+            engine.delete(op["ids"])
+
+    def checkpoint(self) -> bool:
+        """Save the index atomically and empty the log, when there is anything logged; returns whether it did."""
+        if self.wal is None:
+            return False
+        with self._write_lock:
+            if self.wal.ops == 0:
+                return False
+            n = self.wal.ops
+            self.engine.save(self.path)
+            self.wal.truncate()
+            self.info = {**index_info(self.path), "name": self.info["name"]}
+        logger.info("snapshot of %d logged updates saved to %s; log truncated", n, self.path)
+        return True
+
+    # ---- reloading ------------------------------------------------------------------------------------------
+    def reload(self, name: str) -> dict[str, Any]:
+        """Open the index directory ``name`` beside the served one, check it, and swap it in."""
+        if not name or name != Path(name).name or name in (".", "..") or name.startswith("."):
+            raise FieldError("path", "give the name of an index directory beside the served one (no path parts)")
+        target = self.path.parent / name
+        if not target.is_dir():
+            raise FieldError("path", f"no index directory {name!r} beside the served index")
+        try:
+            new, info = open_index(target)
+            new.match(["索引检查"], k=1)  # it must answer a query before it serves any
+        except (persistence.IndexFormatError, ValueError, OSError) as exc:
+            raise FieldError("path", f"{name}: {exc}") from exc
+        if new.side_ != self.engine.side_:
+            raise FieldError("path", f"{name} is an index of {new.side_}, the served one of {self.engine.side_}")
+        with self._write_lock:
+            if self.wal is not None:
+                # Acknowledged writes since the last snapshot must survive: apply them to the new index too,
+                # then make it the served directory, so a restart opens what is being served.
+                for op in self.wal.replay():
+                    self._apply(new, op)
+                new.save(self.path)
+                self.wal.truncate()
+                info = {**index_info(self.path), "name": name}
+            self.engine, self.info = new, info
+            self.generation += 1
+        logger.info("reloaded index %s (version %s, %d records)", name, info["version"], len(new))
+        return self.ready()
+
+    def close(self) -> None:
+        """Snapshot what is logged and close the log (at shutdown)."""
+        if self.wal is not None:
+            self.checkpoint()
+            self.wal.close()
