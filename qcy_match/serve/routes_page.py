@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from .auth import require
 from .blocking import run_blocking
@@ -27,6 +27,22 @@ MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sh
 def page() -> HTMLResponse:
     """The broker's page (plain HTML/CSS/JS from the package; nothing loads from elsewhere)."""
     return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
+
+
+@router.get("/font/cjk.otf", include_in_schema=False)
+def cjk_font() -> Response:
+    """A CJK font for browsers without one (the page asks for it only then): the [report] extra's Noto Sans CJK SC,
+    or an installed system CJK font; 404 when there is none.
+    """
+    from ..analytics.plots import cjk_font_path
+    from ..errors import MissingExtraError
+
+    try:
+        path = cjk_font_path()
+    except MissingExtraError:
+        return Response(status_code=404)
+    return FileResponse(path, media_type="font/otf" if path.suffix == ".otf" else "font/ttf",
+                        headers={"cache-control": "public, max-age=86400"})
 
 
 @router.get("/docs", include_in_schema=False)
