@@ -19,6 +19,7 @@ RANK = {
     "match": 4,
     "classify": 5,
     "analytics": 6,
+    "serve": 6.5,  # the portal service: after analytics, before cli
     "cli": 7,
     "": 8,  # qcy_match/__init__.py: the public API, names only
 }
