@@ -120,7 +120,7 @@ def test_no_traceback_reaches_the_client(client, monkeypatch, caplog):
     def boom(*a, **k):
         raise RuntimeError("secret detail from /internal/path")
 
-    monkeypatch.setattr(client.service, "match", boom)
+    monkeypatch.setattr(client.service, "match_prepared", boom)
     res = client.post("/v1/match", json={"queries": ["芯片"]})
     assert res.status_code == 500 and res.json() == {"error": "internal error (see the server log)"}
     assert "secret" not in res.text and "Traceback" not in res.text
@@ -128,7 +128,7 @@ def test_no_traceback_reaches_the_client(client, monkeypatch, caplog):
 
 
 def test_slow_requests_answer_504(client, monkeypatch):
-    monkeypatch.setattr(client.service, "match", lambda *a, **k: time.sleep(2))
+    monkeypatch.setattr(client.service, "match_prepared", lambda *a, **k: time.sleep(2))
     t0 = time.monotonic()
     res = client.post("/v1/match", json={"queries": ["芯片"]})
     assert res.status_code == 504 and "0.5 s" in res.json()["error"] and time.monotonic() - t0 < 1.8
@@ -138,3 +138,24 @@ def test_read_only_index_summary(client):
     body = client.get("/v1/index").json()
     assert body["counts"]["records"] == 24 and body["writable"] is False and body["encoder"] == "lsa"
     assert json.loads(client.get("/readyz").text)["pending_log_ops"] == 0
+
+
+def test_batched_requests_get_what_they_would_alone(client, needs):
+    svc = client.service
+    a = [dict(needs.iloc[0][["id", "title", "description"]]), "钛合金铣削"]
+    b = [{"id": "x", "title": "锂电池回收", "owner": "某公司"}]
+    ra, pa = svc.validate(a, {"region": "关中"})
+    rb, _ = svc.validate(b, {"region": "关中"})
+    assert svc.match_prepared([ra, rb], 5, pa, True) == [svc.match(a, 5, {"region": "关中"}, True),
+                                                         svc.match(b, 5, {"region": "关中"}, True)]
+
+
+def test_the_batcher_survives_a_failed_batch(client, monkeypatch):
+    for _ in range(20):  # the slow batch of the 504 test may still hold the one matching thread
+        if client.post("/v1/match", json={"queries": ["芯片"]}).status_code == 200:
+            break
+        time.sleep(0.25)
+    with monkeypatch.context() as m:
+        m.setattr(client.service, "match_prepared", lambda *a, **k: None)  # not a list: the batch fails
+        assert client.post("/v1/match", json={"queries": ["芯片"]}).status_code == 500
+    assert client.post("/v1/match", json={"queries": ["芯片"]}).status_code == 200

@@ -22,6 +22,7 @@ from fastapi_offline.core import _STATIC_PATH as SWAGGER_ASSETS
 from .._version import __version__
 from . import routes_admin, routes_match, routes_ops, routes_page, routes_records
 from .auth import Denied, Gate
+from .batcher import Batcher
 from .blocking import TimedOut
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics
@@ -119,6 +120,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Any:
         finally:
             if task is not None:
                 task.cancel()
+            await anyio.to_thread.run_sync(batcher.close)
             await anyio.to_thread.run_sync(service.close)
             logger.info("shut down; index saved and log truncated" if service.wal else "shut down")
 
@@ -126,6 +128,7 @@ def create_app(settings: Settings, service: Service | None = None) -> Any:
                   lifespan=lifespan)
     app.state.settings = settings
     app.state.service = service
+    app.state.batcher = batcher = Batcher(service)
     app.state.metrics = metrics = Metrics()
     app.state.gate = Gate(store, RateLimiter(settings.rate, settings.burst))
     _install_errors(app)

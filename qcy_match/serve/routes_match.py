@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from .auth import require
-from .blocking import run_blocking
+from .blocking import wait_future
 from .schemas import Error, MatchRequest, MatchResponse
 from .service import FieldError
 
@@ -32,8 +32,8 @@ async def match(body: MatchRequest, request: Request) -> Response:
     if body.k > settings.max_k:
         raise FieldError("k", f"k must be at most {settings.max_k}")
     queries = [q if isinstance(q, str) else q.model_dump(exclude_none=True) for q in body.queries]
-    service = request.app.state.service
-    ids, rows = await run_blocking(request, service.match, queries, body.k, body.filters, body.explain)
+    future = request.app.state.batcher.submit(queries, body.k, body.filters, body.explain)
+    ids, rows = await wait_future(request, future)
     request.app.state.metrics.queries.inc(len(ids))
     payload = {"results": [{"query_id": q, "matches": r} for q, r in zip(ids, rows, strict=True)]}
     # Serialised here: a pydantic response model would re-validate every row for nothing.

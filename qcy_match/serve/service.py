@@ -22,6 +22,7 @@ from ..ingest.records import prepare
 from ..ingest.tables import Rejection
 from ..match import filters as filt
 from ..match.engine import MatchEngine
+from ..match.results import Matches
 from .rows import cell, rows_of
 from .settings import Settings
 from .wal import WriteAheadLog
@@ -86,35 +87,53 @@ class Service:
     def match(self, queries: Sequence[str | Mapping[str, Any]], k: int, filters: Mapping[str, Any] | None,
               explain: bool) -> tuple[list[str], list[list[dict[str, Any]]]]:
         """Query ids and, per query, its match rows; bad queries or filters raise :class:`FieldError`."""
+        recs, parsed = self.validate(queries, filters)
+        return self.match_prepared([recs], k, parsed, explain)[0]
+
+    def validate(self, queries: Sequence[str | Mapping[str, Any]], filters: Mapping[str, Any] | None
+                 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+        """Queries as prepared records and filters parsed; raises :class:`FieldError` naming a bad field."""
         recs = self._queries(queries)
-        engine = self.engine  # a reload may swap self.engine; this request stays on the one it started with
+        columns = self.engine.records_.columns
         parsed: dict[str, list[str]] = {}
         for key, value in (filters or {}).items():
-            if key not in filt.KEYS and (key not in engine.records_.columns or key.startswith("_")):
+            if key not in filt.KEYS and (key not in columns or key.startswith("_")):
                 raise FieldError(f"filters.{key}", f"unknown filter; use one of {', '.join(filt.KEYS)} or a "
                                  "metadata column of the indexed records")
             try:
                 parsed.update(filt.parse({key: value}))
             except FilterError as exc:
                 raise FieldError(f"filters.{key}", str(exc)) from exc
+        return recs, parsed
+
+    def match_prepared(self, batch: list[pd.DataFrame], k: int, parsed: dict[str, list[str]], explain: bool
+                       ) -> list[tuple[list[str], list[list[dict[str, Any]]]]]:
+        """Match several requests' validated queries in one engine call (same k, filters, explain); one result
+        per request, each as if matched alone.
+        """
+        recs = batch[0] if len(batch) == 1 else pd.concat(batch, ignore_index=True)
+        engine = self.engine  # a reload may swap self.engine; this batch stays on the one it started with
         for _ in range(self.RETRIES):
             before = engine.records_
-            m = self._run(engine, recs, k, parsed, explain)
+            m = engine.match(recs, k=k, filters=parsed, explain_matches=explain)
             corpus = engine.records_
             # The live-records frame is replaced by every write: the same object before and after means the match
             # read exactly these records, so its positions index them.
             if corpus is before:
-                return m.query_ids, rows_of(m, recs, corpus)
-        with self._write_lock:  # writes keep landing in between: hold them off for this one request
-            m = self._run(engine, recs, k, parsed, explain)
-            return m.query_ids, rows_of(m, recs, engine.records_)
-
-    @staticmethod
-    def _run(engine: MatchEngine, recs: pd.DataFrame, k: int, parsed: dict[str, list[str]], explain: bool) -> Any:
-        try:
-            return engine.match(recs, k=k, filters=parsed, explain_matches=explain)
-        except FilterError as exc:
-            raise FieldError("filters", str(exc)) from exc
+                break
+        else:
+            with self._write_lock:  # writes keep landing in between: hold them off for this one batch
+                m = engine.match(recs, k=k, filters=parsed, explain_matches=explain)
+                corpus = engine.records_
+        out = []
+        start = 0
+        for part in batch:
+            sl = slice(start, start + len(part))
+            one = Matches(m.query_ids[sl], m.indices[sl], m.ids[sl], m.scores[sl],
+                          m.explanations[sl] if m.explanations else [], m.query_side)
+            out.append((one.query_ids, rows_of(one, part, corpus)))
+            start = sl.stop
+        return out
 
     @staticmethod
     def _queries(queries: Sequence[str | Mapping[str, Any]]) -> pd.DataFrame:

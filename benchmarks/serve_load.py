@@ -1,0 +1,186 @@
+"""Load test of ``qcy-match serve`` on loopback against the in-process library on the same queries (issue 15).
+
+Usage: python -m benchmarks.serve_load [--clients 16] [--duration 60] [--encoder usem3] [--out benchmarks/results]
+
+1. The in-process reference: one thread calls ``engine.match([need], k=10)`` (explanations on) over the demo needs,
+   cycled, for ``--baseline`` seconds: single-query throughput and latency.
+2. A real ``qcy-match serve --writable --tokens …`` process on 127.0.0.1 answers ``--clients`` concurrent clients
+   (httpx, keep-alive, one need per request, k=10, explanations on) for ``--duration`` seconds:
+   a. reads only;
+   b. reads while a writer streams upserts and deletes (``--write-interval`` s apart). Each upserted record copies a
+      need's title, so the readers' queries rank it first while it lives; a reader that receives an id whose delete
+      was acknowledged before its request was sent counts a violation (there must be none).
+Everything is bounded in time and count and stays on loopback. Results: ``serve_load.json`` and ``serve_load.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from serve_util import Server, make_token  # noqa: E402
+
+
+def _needs() -> list[dict[str, Any]]:
+    lines = (ROOT / "corpora" / "needs.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _stats(lat: list[float], n_ok: int, errors: int, seconds: float) -> dict[str, Any]:
+    a = np.asarray(lat) * 1000 if lat else np.zeros(1)
+    return {"requests": n_ok + errors, "ok": n_ok, "errors": errors, "seconds": round(seconds, 2),
+            "throughput": round(n_ok / seconds, 1), "p50_ms": round(float(np.percentile(a, 50)), 2),
+            "p95_ms": round(float(np.percentile(a, 95)), 2), "p99_ms": round(float(np.percentile(a, 99)), 2)}
+
+
+def baseline(index: Path, needs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """In-process single-query throughput of the library over the same queries."""
+    from qcy_match import MatchEngine
+
+    engine = MatchEngine.load(index)
+    for q in needs[:10]:
+        engine.match([q], k=10)
+    lat = []
+    t0 = time.perf_counter()
+    i = 0
+    while time.perf_counter() - t0 < seconds:
+        t = time.perf_counter()
+        engine.match([needs[i % len(needs)]], k=10)
+        lat.append(time.perf_counter() - t)
+        i += 1
+    return _stats(lat, len(lat), 0, time.perf_counter() - t0)
+
+
+async def load(url: str, token: str, needs: list[dict[str, Any]], clients: int, seconds: float,
+               write_interval: float | None) -> dict[str, Any]:
+    import httpx
+
+    headers = {"authorization": f"Bearer {token}"}
+    deleted: dict[str, float] = {}  # id -> when its delete was acknowledged
+    lat: list[float] = []
+    errors = violations = 0
+    writes = {"upserts": 0, "deletes": 0, "errors": 0}
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
+
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as http:
+
+        async def reader(c: int) -> None:
+            nonlocal errors, violations
+            i = c
+            while time.monotonic() < stop:
+                sent = time.monotonic()
+                try:
+                    res = await http.post("/v1/match", json={"queries": [needs[i % len(needs)]], "k": 10})
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                finally:
+                    i += clients
+                if res.status_code != 200:
+                    errors += 1
+                    continue
+                lat.append(time.monotonic() - sent)
+                got = {m["achievement_id"] for r in res.json()["results"] for m in r["matches"]}
+                violations += sum(1 for g in got if g in deleted and deleted[g] < sent)
+
+        async def writer() -> None:
+            n = 0
+            alive: list[str] = []
+            while time.monotonic() < stop - 1:
+                need = needs[n % len(needs)]
+                rid = f"W{n:05d}"
+                body = {"records": [{"id": rid, "title": need["title"], "description": need.get("description", ""),
+                                     "industry": need.get("industry"), "region": need.get("region")}]}
+                res = await http.post("/v1/records:upsert", json=body)
+                writes["upserts" if res.status_code == 200 else "errors"] += 1
+                alive.append(rid)
+                n += 1
+                await asyncio.sleep(write_interval or 0)
+                if len(alive) > 3:
+                    gone = alive.pop(0)
+                    res = await http.post("/v1/records:delete", json={"ids": [gone]})
+                    if res.status_code == 200:
+                        deleted[gone] = time.monotonic()
+                        writes["deletes"] += 1
+                    else:
+                        writes["errors"] += 1
+                    await asyncio.sleep(write_interval or 0)
+
+        t0 = time.monotonic()
+        tasks = [reader(c) for c in range(clients)] + ([writer()] if write_interval is not None else [])
+        await asyncio.gather(*tasks)
+        out = _stats(lat, len(lat), errors, time.monotonic() - t0)
+    out["deleted_ids_returned"] = violations
+    if write_interval is not None:
+        out["writes"] = writes
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds per load phase (default 60)")
+    ap.add_argument("--baseline", type=float, default=30.0, help="seconds of in-process reference (default 30)")
+    ap.add_argument("--encoder", default="usem3", help="encoder of the benchmark index (default usem3)")
+    ap.add_argument("--write-interval", type=float, default=0.1, help="seconds between writes in phase b (0.1)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = ap.parse_args()
+    from qcy_match import EngineConfig, MatchEngine, load_records
+
+    needs = _needs()
+    with tempfile.TemporaryDirectory(prefix="qcy-serve-load-") as tmp:
+        index = Path(tmp) / "idx"
+        records, _ = load_records(ROOT / "corpora" / "achievements.jsonl")
+        MatchEngine(EngineConfig(encoder=args.encoder)).index(records).save(index)
+        print(f"index: {len(records)} achievements, encoder {args.encoder}; in-process reference "
+              f"({args.baseline:g} s)…", file=sys.stderr)
+        ref = baseline(index, needs, args.baseline)
+        print(f"  {ref}", file=sys.stderr)
+        token = make_token(Path(tmp) / "tokens.json", "write")
+        result: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_avg": os.getloadavg(),
+                                              "python": platform.python_version()},
+                                  "corpus": {"achievements": len(records), "queries": len(needs),
+                                             "encoder": args.encoder, "k": 10, "explain": True},
+                                  "clients": args.clients, "in_process": ref}
+        with Server(index, "--writable", "--tokens", str(Path(tmp) / "tokens.json"), "--rate", "0",
+                    "--snapshot-interval", "20", log=Path(tmp) / "serve.log") as srv:
+            for phase, interval in (("reads", None), ("reads_with_writes", args.write_interval)):
+                print(f"{phase}: {args.clients} clients, {args.duration:g} s…", file=sys.stderr)
+                r = asyncio.run(load(srv.url, token, needs, args.clients, args.duration, interval))
+                r["ratio_to_in_process"] = round(r["throughput"] / ref["throughput"], 3)
+                result[phase] = r
+                print(f"  {r}", file=sys.stderr)
+        result["machine"]["load_avg_after"] = os.getloadavg()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "serve_load.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    rows = [("in-process library, 1 thread", ref)] + [(f"HTTP, {args.clients} clients, {p.replace('_', ' ')}",
+                                                       result[p]) for p in ("reads", "reads_with_writes")]
+    lines = ["| run | queries/s | ÷ in-process | p50 ms | p95 ms | p99 ms | errors | deleted ids returned |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['throughput']} | {r.get('ratio_to_in_process', 1.0)} | {r['p50_ms']} | "
+                     f"{r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r.get('deleted_ids_returned', '')} |")
+    w = result["reads_with_writes"].get("writes", {})
+    lines.append(f"\nWrites in the second run: {w}. Corpus: {len(records)} achievements ({args.encoder}), "
+                 f"{len(needs)} demo needs cycled, k=10 with explanations; {os.cpu_count()} cores, load average "
+                 f"{result['machine']['load_avg'][0]:.2f} before / {result['machine']['load_avg_after'][0]:.2f} after.")
+    (args.out / "serve_load.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
