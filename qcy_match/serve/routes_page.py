@@ -46,13 +46,15 @@ def cjk_font() -> Response:
 
 
 @router.get("/docs", include_in_schema=False)
-def docs(request: Request) -> HTMLResponse:
-    """Swagger UI over ``/openapi.json``, with its assets served from the installed package."""
-    root = request.scope.get("root_path", "")
-    return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title="qcy-match API",
-                               swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
-                               swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
-                               swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png")
+def docs() -> HTMLResponse:
+    """Swagger UI over ``openapi.json``, with its assets served from the installed package.
+
+    URLs are relative, so the page also works behind a reverse proxy that serves the API under a path prefix.
+    """
+    assets = DOCS_ASSETS.lstrip("/")
+    return get_swagger_ui_html(openapi_url="openapi.json", title="qcy-match API",
+                               swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{assets}/swagger-ui.css", swagger_favicon_url=f"{assets}/favicon.png")
 
 
 @router.post("/v1/shortlist:export", tags=["matching"], summary="A shortlist of match rows as XLSX or CSV",

@@ -1,12 +1,14 @@
 """The served index: matching on a consistent snapshot, logged updates, snapshots of the log, and hot reloads.
 
-Readers never wait for writers (the engine's snapshots); writers are serialised by one lock, which also orders the
-write-ahead log the same way the engine applies it. A reload opens and checks the new index outside that lock,
-then swaps it in with one reference assignment, so a request in flight finishes on the engine it started with.
+Readers never wait for writers (the engine's snapshots, pinned per batch); writers are serialised by one lock,
+which also orders the write-ahead log the same way the engine applies it. A reload opens and checks the new index
+outside that lock, then swaps it in with one reference assignment, so a request in flight finishes on the engine it
+started with.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import threading
@@ -66,8 +68,6 @@ def _rejection(r: Rejection) -> dict[str, Any]:
 class Service:
     """One served index and, with ``writable``, its write-ahead log."""
 
-    RETRIES = 4
-
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.path = settings.index
@@ -112,19 +112,13 @@ class Service:
         per request, each as if matched alone.
         """
         recs = batch[0] if len(batch) == 1 else pd.concat(batch, ignore_index=True)
-        engine = self.engine  # a reload may swap self.engine; this batch stays on the one it started with
-        for _ in range(self.RETRIES):
-            before = engine.records_
-            m = engine.match(recs, k=k, filters=parsed, explain_matches=explain)
-            corpus = engine.records_
-            # The live-records frame is replaced by every write: the same object before and after means the match
-            # read exactly these records, so its positions index them.
-            if corpus is before:
-                break
-        else:
-            with self._write_lock:  # writes keep landing in between: hold them off for this one batch
-                m = engine.match(recs, k=k, filters=parsed, explain_matches=explain)
-                corpus = engine.records_
+        # Matches hold positions in the snapshot the match read, and the rows need that snapshot's records. A write
+        # publishes a new snapshot on the engine object; a shallow copy keeps the one current now, so the match and
+        # the records it reports come from the same snapshot while writes go on (and a reload may swap
+        # self.engine: this batch stays on the engine it started with).
+        view = copy.copy(self.engine)
+        m = view.match(recs, k=k, filters=parsed, explain_matches=explain)
+        corpus = view.records_
         out = []
         start = 0
         for part in batch:
