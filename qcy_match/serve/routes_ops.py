@@ -14,13 +14,13 @@ router = APIRouter()
 
 
 @router.get("/healthz", tags=["operations"], summary="The process is alive (open, for probes)")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """Always ``{"status": "ok"}`` while the process answers."""
     return {"status": "ok"}
 
 
 @router.get("/readyz", tags=["operations"], summary="The index is loaded: its version and counts (open)")
-def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """Version (the manifest's digest), creation time, side, live record count, pending logged updates."""
     return JSONResponse(request.app.state.service.ready())
 

@@ -27,7 +27,7 @@ async def get_record(record_id: str, request: Request) -> JSONResponse:
     return JSONResponse(found)
 
 
-def _writable(request: Request) -> None:
+async def _writable(request: Request) -> None:
     if request.app.state.service.wal is None:
         raise Denied(403, "this server is read-only (start it with --writable to accept updates)")
 
