@@ -6,7 +6,8 @@ Usage: python -m benchmarks.serve_load [--clients 16] [--duration 60] [--encoder
    cycled, for ``--baseline`` seconds: single-query throughput and latency. It runs before and again after the
    server's runs, and the ratios divide by the mean of the two, since a shared machine's load drifts.
 2. A real ``qcy-match serve --writable --tokens …`` process on 127.0.0.1 answers ``--clients`` concurrent clients
-   (httpx, keep-alive, one need per request, k=10, explanations on) for ``--duration`` seconds:
+   (keep-alive connections of a minimal asyncio HTTP/1.1 client, one need per request, k=10, explanations on) for
+   ``--duration`` seconds, after one warm-up request per client:
    a. reads only;
    b. reads while a writer streams upserts and deletes (``--write-interval`` s apart). Each upserted record copies a
       need's title, so the readers' queries rank it first while it lives; a reader that receives an id whose delete
@@ -66,66 +67,105 @@ def baseline(index: Path, needs: list[dict[str, Any]], seconds: float) -> dict[s
     return _stats(lat, len(lat), 0, time.perf_counter() - t0)
 
 
+class Conn:
+    """A minimal HTTP/1.1 keep-alive client: the load generator shares the cores with the server, so it should cost
+    as little as possible (httpx spends several times more CPU per request).
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.head = (f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+                     "Content-Type: application/json\r\n").encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: Any) -> tuple[int, Any]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        data = json.dumps(body, ensure_ascii=False).encode()
+        try:
+            self.writer.write(b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
+                              % (path.encode(), self.head, len(data), data))
+            await self.writer.drain()
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            payload = json.loads(await self.reader.readexactly(length))
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            self.close()
+            raise
+        if b"connection: close" in head.lower():
+            self.close()
+        return status, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def load(url: str, token: str, needs: list[dict[str, Any]], clients: int, seconds: float,
                write_interval: float | None) -> dict[str, Any]:
-    import httpx
-
-    headers = {"authorization": f"Bearer {token}"}
+    host, port = url.removeprefix("http://").split(":")
     deleted: dict[str, float] = {}  # id -> when its delete was acknowledged
     lat: list[float] = []
     errors = violations = 0
     writes = {"upserts": 0, "deletes": 0, "errors": 0}
+    conns = [Conn(host, int(port), token) for _ in range(clients + 1)]
+    for i, c in enumerate(conns[:clients]):  # warm-up: connections open, first batches done
+        await c.post("/v1/match", {"queries": [needs[i % len(needs)]], "k": 10})
     stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
 
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as http:
+    async def reader(c: int) -> None:
+        nonlocal errors, violations
+        i = c
+        while time.monotonic() < stop:
+            sent = time.monotonic()
+            try:
+                status, body = await conns[c].post("/v1/match", {"queries": [needs[i % len(needs)]], "k": 10})
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                errors += 1
+                continue
+            finally:
+                i += clients
+            if status != 200:
+                errors += 1
+                continue
+            lat.append(time.monotonic() - sent)
+            got = {m["achievement_id"] for r in body["results"] for m in r["matches"]}
+            violations += sum(1 for g in got if g in deleted and deleted[g] < sent)
 
-        async def reader(c: int) -> None:
-            nonlocal errors, violations
-            i = c
-            while time.monotonic() < stop:
-                sent = time.monotonic()
-                try:
-                    res = await http.post("/v1/match", json={"queries": [needs[i % len(needs)]], "k": 10})
-                except httpx.HTTPError:
-                    errors += 1
-                    continue
-                finally:
-                    i += clients
-                if res.status_code != 200:
-                    errors += 1
-                    continue
-                lat.append(time.monotonic() - sent)
-                got = {m["achievement_id"] for r in res.json()["results"] for m in r["matches"]}
-                violations += sum(1 for g in got if g in deleted and deleted[g] < sent)
-
-        async def writer() -> None:
-            n = 0
-            alive: list[str] = []
-            while time.monotonic() < stop - 1:
-                need = needs[n % len(needs)]
-                rid = f"W{n:05d}"
-                body = {"records": [{"id": rid, "title": need["title"], "description": need.get("description", ""),
-                                     "industry": need.get("industry"), "region": need.get("region")}]}
-                res = await http.post("/v1/records:upsert", json=body)
-                writes["upserts" if res.status_code == 200 else "errors"] += 1
-                alive.append(rid)
-                n += 1
+    async def writer() -> None:
+        n = 0
+        alive: list[str] = []
+        conn = conns[clients]
+        while time.monotonic() < stop - 1:
+            need = needs[n % len(needs)]
+            rid = f"W{n:05d}"
+            body = {"records": [{"id": rid, "title": need["title"], "description": need.get("description", ""),
+                                 "industry": need.get("industry"), "region": need.get("region")}]}
+            status, _ = await conn.post("/v1/records:upsert", body)
+            writes["upserts" if status == 200 else "errors"] += 1
+            alive.append(rid)
+            n += 1
+            await asyncio.sleep(write_interval or 0)
+            if len(alive) > 3:
+                gone = alive.pop(0)
+                status, _ = await conn.post("/v1/records:delete", {"ids": [gone]})
+                if status == 200:
+                    deleted[gone] = time.monotonic()
+                    writes["deletes"] += 1
+                else:
+                    writes["errors"] += 1
                 await asyncio.sleep(write_interval or 0)
-                if len(alive) > 3:
-                    gone = alive.pop(0)
-                    res = await http.post("/v1/records:delete", json={"ids": [gone]})
-                    if res.status_code == 200:
-                        deleted[gone] = time.monotonic()
-                        writes["deletes"] += 1
-                    else:
-                        writes["errors"] += 1
-                    await asyncio.sleep(write_interval or 0)
 
-        t0 = time.monotonic()
-        tasks = [reader(c) for c in range(clients)] + ([writer()] if write_interval is not None else [])
-        await asyncio.gather(*tasks)
-        out = _stats(lat, len(lat), errors, time.monotonic() - t0)
+    t0 = time.monotonic()
+    tasks = [reader(c) for c in range(clients)] + ([writer()] if write_interval is not None else [])
+    await asyncio.gather(*tasks)
+    out = _stats(lat, len(lat), errors, time.monotonic() - t0)
+    for c in conns:
+        c.close()
     out["deleted_ids_returned"] = violations
     if write_interval is not None:
         out["writes"] = writes
@@ -179,8 +219,9 @@ def main() -> None:
         result["machine"]["load_avg_after"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.stem}.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-    rows = [("in-process library, 1 thread, before", ref), ("in-process library, 1 thread, after", ref2)] + [(f"HTTP, {args.clients} clients, {p.replace('_', ' ')}",
-                                                       result[p]) for p in ("reads", "reads_with_writes")]
+    rows = [("in-process library, 1 thread, before", ref), ("in-process library, 1 thread, after", ref2)]
+    rows += [(f"HTTP, {args.clients} clients, {p.replace('_', ' ')}", result[p])
+             for p in ("reads", "reads_with_writes")]
     lines = ["| run | queries/s | ÷ in-process (mean) | p50 ms | p95 ms | p99 ms | errors | deleted ids returned | "
              "load avg |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows:
