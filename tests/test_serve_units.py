@@ -159,3 +159,35 @@ def test_the_batcher_survives_a_failed_batch(client, monkeypatch):
         m.setattr(client.service, "match_prepared", lambda *a, **k: None)  # not a list: the batch fails
         assert client.post("/v1/match", json={"queries": ["芯片"]}).status_code == 500
     assert client.post("/v1/match", json={"queries": ["芯片"]}).status_code == 200
+
+
+def test_a_read_only_server_serves_logged_updates_too(tmp_path, achievements):
+    from qcy_match.serve.service import Service
+
+    idx = build_index(achievements, tmp_path / "idx")
+    log = WriteAheadLog(tmp_path / "idx.wal")
+    log.append({"op": "upsert", "records": [{"id": "L1", "title": "日志中的新成果"}]})
+    log.append({"op": "delete", "ids": ["A01"]})
+    log.close()
+    size = (tmp_path / "idx.wal").stat().st_size
+    svc = Service(Settings(idx))
+    assert svc.record("L1")["title"] == "日志中的新成果" and svc.record("A01") is None
+    assert svc.wal is None and (tmp_path / "idx.wal").stat().st_size == size
+
+
+def test_queries_validated_together_equal_each_validated_alone(client):
+    import pandas as pd
+
+    svc = client.service
+    requests = [["钛合金铣削", "芯片封装"],
+                [{"id": "n1", "title": "锂电池", "owner": "甲公司", "budget": 30}, {"title": "光刻胶", "budget": 5}],
+                [{"id": "n1", "title": "传感器", "region": "宝鸡市", "note": "急"}],
+                [{"id": 7, "title": "数控机床", "budget": None}],
+                [{"title": "重复", "id": "x"}, {"title": "重复", "id": "x"}],   # duplicate inside one request
+                [{"id": "  ", "title": "空白编号"}],
+                [{"编号": "z1", "title": "别名列"}]]
+    batch = svc.validate_batch(requests)
+    assert batch[4] is None and batch[5] is None and batch[6] is None  # validated alone, which words the error
+    for req, got in zip(requests, batch, strict=True):
+        if got is not None:
+            pd.testing.assert_frame_equal(got, svc.validate(req, None)[0])

@@ -2,9 +2,9 @@
 
 Matching is CPU work under the GIL, and the dense encoders run their own threads: sixteen request threads calling
 the engine at once fight over the cores and each query gets slower than alone. Instead every ``/v1/match`` request
-is queued; one thread takes whatever is queued (up to ``MAX_QUERIES``), groups it by ``(k, filters, explain)`` and
-matches each group in one engine call, which also encodes the queries as one batch. Each request gets the rows it
-would get alone.
+is queued; one thread takes whatever is queued (up to ``MAX_QUERIES``), validates the requests' queries together,
+groups them by ``(k, filters, explain)`` and matches each group in one engine call, which also encodes the queries
+as one batch. Each request gets the rows it would get alone.
 """
 
 from __future__ import annotations
@@ -83,12 +83,16 @@ class Batcher:
 
     def _serve(self, items: list[_Item]) -> None:
         """Validate each request, then match each group of compatible requests in one engine call."""
+        live = [item for item in items if item.future.set_running_or_notify_cancel()]  # skip timed-out ones
+        frames = dict(zip(map(id, live), self.service.validate_batch([i.queries for i in live]), strict=True)) \
+            if live else {}
         groups: dict[tuple[Any, ...], list[tuple[_Item, Any]]] = {}
-        for item in items:
-            if not item.future.set_running_or_notify_cancel():
-                continue  # its client timed out while it waited
+        for item in live:
             try:
-                recs, parsed = self.service.validate(item.queries, item.filters)
+                recs = frames.get(id(item))
+                if recs is None:
+                    recs = self.service.validate(item.queries, None)[0]
+                parsed = self.service.parse_filters(item.filters)
             except Exception as exc:  # a bad field (422) or worse: that request's answer, not the batch's
                 item.future.set_exception(exc)
                 continue

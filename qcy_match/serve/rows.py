@@ -2,6 +2,7 @@
 
 ``to_frame`` builds a DataFrame, which costs more than the match itself for one query; a service answering one
 query per request builds the same rows from the arrays instead (``tests/test_serve.py`` checks they are equal).
+A batch of requests matched together reads the matched records' columns once for all of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..ingest.records import FIELDS
 from ..match.results import LABEL, SIDES, Matches, flatten
 
 _SKIP = {*FIELDS, "region_city", "region_group", "tokens"}
+Rows = list[list[dict[str, Any]]]
 
 
 def metadata_columns(df: pd.DataFrame) -> list[str]:
@@ -33,29 +35,42 @@ def cell(value: Any) -> Any:
     return value
 
 
-def _columns(df: pd.DataFrame, names: list[str], rows: np.ndarray) -> dict[str, list[Any]]:
-    return {c: [cell(v) for v in df[c].take(rows).tolist()] for c in names}
-
-
-def rows_of(m: Matches, queries: pd.DataFrame, corpus: pd.DataFrame) -> list[list[dict[str, Any]]]:
+def rows_of(m: Matches, queries: pd.DataFrame, corpus: pd.DataFrame) -> Rows:
     """For each query, its matches as dicts in the column order of the CLI's tables."""
+    return rows_batch(m, [queries], corpus)[0]
+
+
+def rows_batch(m: Matches, parts: list[pd.DataFrame], corpus: pd.DataFrame) -> list[Rows]:
+    """:func:`rows_of` for several requests matched as one: ``m`` covers the rows of ``parts`` in order."""
     q_label = LABEL[m.query_side]
     r_label = LABEL[SIDES[1 - SIDES.index(m.query_side)]]
     qi, rj = np.nonzero(m.indices >= 0)
     doc = m.indices[qi, rj]
     scores = np.round(m.scores[qi, rj].astype(np.float64), 6).tolist()
     c_names = ["title", "industry", "region", "maturity", "transfer_mode", *metadata_columns(corpus)]
-    q_names = ["title", *metadata_columns(queries)]
-    c_vals = _columns(corpus, c_names, doc)
-    q_vals = _columns(queries, q_names, qi)
-    out: list[list[dict[str, Any]]] = [[] for _ in m.query_ids]
-    for n, (i, j) in enumerate(zip(qi.tolist(), rj.tolist(), strict=True)):
-        row: dict[str, Any] = {f"{q_label}_id": m.query_ids[i], f"{r_label}_id": cell(m.ids[i, j]),
-                               "rank": j + 1, "score": scores[n], f"{q_label}_title": q_vals["title"][n],
-                               f"{r_label}_title": c_vals["title"][n]}
-        if m.explanations:
-            row.update({k: cell(v) for k, v in flatten(m.explanations[i][j]).items()})
-        row.update({f"{r_label}_{c}": c_vals[c][n] for c in c_names[1:]})
-        row.update({f"{q_label}_{c}": q_vals[c][n] for c in q_names[1:]})
-        out[i].append(row)
+    c_vals = {c: [cell(v) for v in corpus[c].take(doc).tolist()] for c in c_names}
+    ids = [cell(v) for v in m.ids[qi, rj].tolist()]
+    expl = [{k: cell(v) for k, v in flatten(m.explanations[i][j]).items()} for i, j in zip(qi, rj, strict=True)] \
+        if m.explanations else None
+    out: list[Rows] = []
+    qi_list, rj_list = qi.tolist(), rj.tolist()
+    n = 0
+    start = 0
+    for part in parts:
+        q_names = ["title", *metadata_columns(part)]
+        q_vals = {c: [cell(v) for v in part[c].tolist()] for c in q_names}
+        rows: Rows = [[] for _ in range(len(part))]
+        while n < len(qi_list) and qi_list[n] < start + len(part):
+            i, j = qi_list[n] - start, rj_list[n]
+            row: dict[str, Any] = {f"{q_label}_id": m.query_ids[start + i], f"{r_label}_id": ids[n], "rank": j + 1,
+                                   "score": scores[n], f"{q_label}_title": q_vals["title"][i],
+                                   f"{r_label}_title": c_vals["title"][n]}
+            if expl is not None:
+                row.update(expl[n])
+            row.update({f"{r_label}_{c}": c_vals[c][n] for c in c_names[1:]})
+            row.update({f"{q_label}_{c}": q_vals[c][i] for c in q_names[1:]})
+            rows[i].append(row)
+            n += 1
+        out.append(rows)
+        start += len(part)
     return out

@@ -41,6 +41,25 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return op if isinstance(op, dict) and op.get("op") in ("upsert", "delete") else None
 
 
+def read_ops(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The operations of a log file and the bytes they fill; a torn last line is left out (not cut off)."""
+    with open(path, "rb") as fh:
+        lines = fh.readlines()
+    ops: list[dict[str, Any]] = []
+    good_bytes = 0
+    for i, line in enumerate(lines):
+        op = _parse(line)
+        if op is None:
+            if any(_parse(rest) is not None for rest in lines[i + 1:]):
+                raise IndexFormatError(f"{path}: line {i + 1} is damaged but later lines are intact; "
+                                       "refusing to skip acknowledged writes (inspect or move the log away)")
+            logger.warning("%s: dropping a torn last line (%d bytes) left by a crash", path, len(line))
+            break
+        ops.append(op)
+        good_bytes += len(line)
+    return ops, good_bytes
+
+
 class WriteAheadLog:
     """An append-only file of operations; :meth:`append` returns only once the operation is on disk."""
 
@@ -55,22 +74,10 @@ class WriteAheadLog:
 
     def replay(self) -> list[dict[str, Any]]:
         """The logged operations in order; a torn last line is cut off the file."""
-        with open(self.path, "rb") as fh:
-            lines = fh.readlines()
-        ops: list[dict[str, Any]] = []
-        good_bytes = 0
-        for i, line in enumerate(lines):
-            op = _parse(line)
-            if op is None:
-                if any(_parse(rest) is not None for rest in lines[i + 1:]):
-                    raise IndexFormatError(f"{self.path}: line {i + 1} is damaged but later lines are intact; "
-                                           "refusing to skip acknowledged writes (inspect or move the log away)")
-                logger.warning("%s: dropping a torn last line (%d bytes) left by a crash", self.path, len(line))
-                os.ftruncate(self._fd, good_bytes)
-                os.fsync(self._fd)
-                break
-            ops.append(op)
-            good_bytes += len(line)
+        ops, good_bytes = read_ops(self.path)
+        if good_bytes < self.path.stat().st_size:
+            os.ftruncate(self._fd, good_bytes)
+            os.fsync(self._fd)
         self.ops = len(ops)
         return ops
 
