@@ -1,5 +1,6 @@
 """The broker's page in a real browser: headless Chromium (Debian's ``chromium`` + ``chromium-driver``) loads ``/``,
-submits a need, sees results with their reasons, shortlists two and downloads the shortlist as XLSX and CSV.
+submits a need, sees results with their reasons, shortlists two and downloads the shortlist as XLSX and CSV; then
+``/docs`` renders the API from the packaged Swagger UI.
 
 A screenshot is kept at ``out/serve_page.png``. ``make test`` installs Chromium and its driver (``browser-deps``).
 """
@@ -97,3 +98,10 @@ def test_page_matches_a_need_and_downloads_the_shortlist(tmp_path, achievements,
             "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
         assert set(origins) <= {srv.url}
         assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        # the offline API docs render the OpenAPI document (Swagger UI from the package, no CDN)
+        browser.get(srv.url + "/docs")
+        wait.until(lambda d: "/v1/match" in d.find_element(By.TAG_NAME, "body").text)
+        assert "qcy-match" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info").text
+        origins = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+        assert set(origins) <= {srv.url}

@@ -2,14 +2,12 @@
 
 Matching is CPU work under the GIL, and the dense encoders run their own threads: sixteen request threads calling
 the engine at once fight over the cores and each query gets slower than alone. Instead every ``/v1/match`` request
-is queued; one thread takes whatever is queued (up to ``MAX_QUERIES``), validates the requests' queries together,
-groups them by ``(k, filters, explain)`` and matches each group in one engine call, which also encodes the queries
-as one batch. Each request gets the rows it would get alone.
+is queued; one thread takes whatever is queued (up to ``MAX_QUERIES``) and matches it as one batch (see
+:mod:`qcy_match.serve.queries`): each request gets the rows it would get alone.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -18,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from .queries import MatchItem
 from .service import Service
 
 logger = logging.getLogger(__name__)
@@ -26,10 +25,7 @@ MAX_QUERIES = 256
 
 @dataclass
 class _Item:
-    queries: Sequence[str | Mapping[str, Any]]
-    k: int
-    filters: Mapping[str, Any] | None
-    explain: bool
+    request: MatchItem
     future: Future[Any] = field(default_factory=Future)
 
 
@@ -45,7 +41,7 @@ class Batcher:
     def submit(self, queries: Sequence[str | Mapping[str, Any]], k: int, filters: Mapping[str, Any] | None,
                explain: bool) -> Future[Any]:
         """Queue one request's queries."""
-        item = _Item(queries, k, filters, explain)
+        item = _Item(MatchItem(queries, k, filters, explain))
         self._queue.put(item)
         return item.future
 
@@ -58,7 +54,7 @@ class Batcher:
         first = self._queue.get()
         if first is None:
             return None
-        items, n = [first], len(first.queries)
+        items, n = [first], len(first.request.queries)
         while n < MAX_QUERIES:
             try:
                 item = self._queue.get_nowait()
@@ -68,7 +64,7 @@ class Batcher:
                 self._queue.put(None)  # stop after this batch
                 break
             items.append(item)
-            n += len(item.queries)
+            n += len(item.request.queries)
         return items
 
     def _loop(self) -> None:
@@ -82,29 +78,13 @@ class Batcher:
                         item.future.set_exception(exc)
 
     def _serve(self, items: list[_Item]) -> None:
-        """Validate each request, then match each group of compatible requests in one engine call."""
+        """Match every request still waited for, as one batch."""
         live = [item for item in items if item.future.set_running_or_notify_cancel()]  # skip timed-out ones
-        frames = dict(zip(map(id, live), self.service.validate_batch([i.queries for i in live]), strict=True)) \
-            if live else {}
-        groups: dict[tuple[Any, ...], list[tuple[_Item, Any]]] = {}
-        for item in live:
-            try:
-                recs = frames.get(id(item))
-                if recs is None:
-                    recs = self.service.validate(item.queries, None)[0]
-                parsed = self.service.parse_filters(item.filters)
-            except Exception as exc:  # a bad field (422) or worse: that request's answer, not the batch's
-                item.future.set_exception(exc)
-                continue
-            key = (item.k, json.dumps(parsed, sort_keys=True, ensure_ascii=False), item.explain)
-            groups.setdefault(key, []).append((item, (recs, parsed)))
-        for (k, _, explain), members in groups.items():
-            try:
-                results = self.service.match_prepared([recs for _, (recs, _) in members], k,
-                                                      members[0][1][1], explain)
-                for (item, _), result in zip(members, results, strict=True):
-                    item.future.set_result(result)
-            except Exception as exc:
-                for item, _ in members:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+        if not live:
+            return
+        results = self.service.match_items([item.request for item in live])
+        for item, result in zip(live, results, strict=True):
+            if isinstance(result, Exception):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)

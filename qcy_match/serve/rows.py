@@ -7,6 +7,7 @@ A batch of requests matched together reads the matched records' columns once for
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from ..match.results import LABEL, SIDES, Matches, flatten
 
 _SKIP = {*FIELDS, "region_city", "region_group", "tokens"}
 Rows = list[list[dict[str, Any]]]
+QueryColumns = dict[str, list[Any]]
 
 
 def metadata_columns(df: pd.DataFrame) -> list[str]:
@@ -35,13 +37,30 @@ def cell(value: Any) -> Any:
     return value
 
 
+def frame_columns(queries: pd.DataFrame) -> QueryColumns:
+    """The query-side cells of the rows (title, then metadata), read from a prepared frame."""
+    return {c: [cell(v) for v in queries[c].tolist()] for c in ["title", *metadata_columns(queries)]}
+
+
+def raw_columns(titles: list[str], queries: Sequence[str | Mapping[str, Any]]) -> QueryColumns:
+    """The same from the request's own queries (their prepared titles given): metadata keys in order of first
+    appearance, as a frame of these queries would hold them.
+    """
+    dicts = [q for q in queries if not isinstance(q, str)]
+    keys = dict.fromkeys(k for q in dicts for k in q if k not in _SKIP and not str(k).startswith("_"))
+    cols: QueryColumns = {"title": titles}
+    for k in keys:
+        cols[k] = [None if isinstance(q, str) else cell(q.get(k)) for q in queries]
+    return cols
+
+
 def rows_of(m: Matches, queries: pd.DataFrame, corpus: pd.DataFrame) -> Rows:
     """For each query, its matches as dicts in the column order of the CLI's tables."""
-    return rows_batch(m, [queries], corpus)[0]
+    return rows_batch(m, [frame_columns(queries)], corpus)[0]
 
 
-def rows_batch(m: Matches, parts: list[pd.DataFrame], corpus: pd.DataFrame) -> list[Rows]:
-    """:func:`rows_of` for several requests matched as one: ``m`` covers the rows of ``parts`` in order."""
+def rows_batch(m: Matches, parts: list[QueryColumns], corpus: pd.DataFrame) -> list[Rows]:
+    """:func:`rows_of` for several requests matched as one: ``m`` covers the queries of ``parts`` in order."""
     q_label = LABEL[m.query_side]
     r_label = LABEL[SIDES[1 - SIDES.index(m.query_side)]]
     qi, rj = np.nonzero(m.indices >= 0)
@@ -56,11 +75,11 @@ def rows_batch(m: Matches, parts: list[pd.DataFrame], corpus: pd.DataFrame) -> l
     qi_list, rj_list = qi.tolist(), rj.tolist()
     n = 0
     start = 0
-    for part in parts:
-        q_names = ["title", *metadata_columns(part)]
-        q_vals = {c: [cell(v) for v in part[c].tolist()] for c in q_names}
-        rows: Rows = [[] for _ in range(len(part))]
-        while n < len(qi_list) and qi_list[n] < start + len(part):
+    for q_vals in parts:
+        size = len(q_vals["title"])
+        q_names = list(q_vals)
+        rows: Rows = [[] for _ in range(size)]
+        while n < len(qi_list) and qi_list[n] < start + size:
             i, j = qi_list[n] - start, rj_list[n]
             row: dict[str, Any] = {f"{q_label}_id": m.query_ids[start + i], f"{r_label}_id": ids[n], "rank": j + 1,
                                    "score": scores[n], f"{q_label}_title": q_vals["title"][i],
@@ -72,5 +91,5 @@ def rows_batch(m: Matches, parts: list[pd.DataFrame], corpus: pd.DataFrame) -> l
             rows[i].append(row)
             n += 1
         out.append(rows)
-        start += len(part)
+        start += size
     return out

@@ -16,29 +16,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .. import persistence
-from ..errors import FilterError
-from ..ingest.records import DERIVED, FIELDS, canonical_columns, prepare
+from ..ingest.records import prepare
 from ..ingest.tables import Rejection
-from ..match import filters as filt
 from ..match.engine import MatchEngine
-from .rows import cell, rows_batch
+from .queries import FieldError, MatchItem, Result, match_items
+from .rows import cell
 from .settings import Settings
 from .wal import WriteAheadLog, read_ops
 
 logger = logging.getLogger(__name__)
-
-
-class FieldError(Exception):
-    """A request field with a bad value; answered 422 naming the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def open_index(path: Path) -> tuple[MatchEngine, dict[str, Any]]:
@@ -90,109 +79,20 @@ class Service:
 
     # ---- reading --------------------------------------------------------------------------------------------
     def match(self, queries: Sequence[str | Mapping[str, Any]], k: int, filters: Mapping[str, Any] | None,
-              explain: bool) -> tuple[list[str], list[list[dict[str, Any]]]]:
+              explain: bool) -> Result:
         """Query ids and, per query, its match rows; bad queries or filters raise :class:`FieldError`."""
-        recs, parsed = self.validate(queries, filters)
-        return self.match_prepared([recs], k, parsed, explain)[0]
+        result = self.match_items([MatchItem(queries, k, filters, explain)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    def validate(self, queries: Sequence[str | Mapping[str, Any]], filters: Mapping[str, Any] | None
-                 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-        """Queries as prepared records and filters parsed; raises :class:`FieldError` naming a bad field."""
-        return self._queries(queries), self.parse_filters(filters)
-
-    def match_prepared(self, batch: list[pd.DataFrame], k: int, parsed: dict[str, list[str]], explain: bool
-                       ) -> list[tuple[list[str], list[list[dict[str, Any]]]]]:
-        """Match several requests' validated queries in one engine call (same k, filters, explain); one result
-        per request, each as if matched alone.
-        """
-        recs = batch[0] if len(batch) == 1 else pd.concat(batch, ignore_index=True)
+    def match_items(self, items: list[MatchItem]) -> list[Result | Exception]:
+        """Several requests matched together (see :mod:`qcy_match.serve.queries`)."""
         # Matches hold positions in the snapshot the match read, and the rows need that snapshot's records. A write
         # publishes a new snapshot on the engine object; a shallow copy keeps the one current now, so the match and
         # the records it reports come from the same snapshot while writes go on (and a reload may swap
         # self.engine: this batch stays on the engine it started with).
-        view = copy.copy(self.engine)
-        m = view.match(recs, k=k, filters=parsed, explain_matches=explain)
-        corpus = view.records_
-        out = []
-        start = 0
-        for part, rows in zip(batch, rows_batch(m, batch, corpus), strict=True):
-            out.append((m.query_ids[start:start + len(part)], rows))
-            start += len(part)
-        return out
-
-    @staticmethod
-    def validate_batch(requests: list[Sequence[str | Mapping[str, Any]]]) -> list[pd.DataFrame | None]:
-        """Validate several requests' queries in one pass (building DataFrames per request costs more than the
-        rows); None for a request that must be validated alone (:meth:`validate`), which words its error.
-        Each request's frame equals what :meth:`validate` makes of it alone (ids, metadata columns and their order).
-        """
-        rows: list[dict[str, Any]] = []
-        owner: list[int] = []
-        keys: list[dict[str, None]] = []
-        alone: set[int] = set()
-        for r, queries in enumerate(requests):
-            keys.append({})
-            for i, q in enumerate(queries):
-                row = {"title": q} if isinstance(q, str) else dict(q)
-                rid = row.get("id")
-                rid = f"q{i + 1}" if rid in (None, "") else str(rid).strip()
-                # A blank id, or a column alias (编号, 名称 …), whose mapping could depend on other requests: alone.
-                if not rid or any(canonical_columns([k]).get(k, k) != k for k in row):
-                    alone.add(r)
-                row["id"] = f"{r}\x00{rid}"  # unique across requests: only duplicates inside one request clash
-                keys[r].update(dict.fromkeys(row))
-                rows.append(row)
-                owner.append(r)
-        recs, rejects = prepare(pd.DataFrame(rows), "<queries>")
-        alone |= {owner[x.row - 1] for x in rejects}
-        recs["id"] = [s.partition("\x00")[2] for s in recs["id"]]
-        global_rows = recs["_row"].to_numpy(dtype=np.int64)
-        req = np.asarray(owner)[global_rows - 1]
-        offsets = np.cumsum([0, *(len(q) for q in requests)])
-        base = [c for c in recs.columns if c in ("_row", *FIELDS, *DERIVED)]
-        out: list[pd.DataFrame | None] = []
-        for r in range(len(requests)):
-            if r in alone:
-                out.append(None)
-                continue
-            take = req == r
-            part = recs.loc[take, base].reset_index(drop=True)
-            part["_row"] = part["_row"] - offsets[r]
-            mine = [rows[g - 1] for g in global_rows[take]]
-            for c in keys[r]:
-                if c not in part.columns and c not in DERIVED:
-                    # Built from this request's values alone, so its type is what the request alone would give.
-                    part[c] = pd.Series([row.get(c, np.nan) for row in mine], dtype=None)
-            out.append(part)
-        return out
-
-    def parse_filters(self, filters: Mapping[str, Any] | None) -> dict[str, list[str]]:
-        """Filters parsed, or :class:`FieldError` naming the bad one."""
-        columns = self.engine.records_.columns
-        parsed: dict[str, list[str]] = {}
-        for key, value in (filters or {}).items():
-            if key not in filt.KEYS and (key not in columns or key.startswith("_")):
-                raise FieldError(f"filters.{key}", f"unknown filter; use one of {', '.join(filt.KEYS)} or a "
-                                 "metadata column of the indexed records")
-            try:
-                parsed.update(filt.parse({key: value}))
-            except FilterError as exc:
-                raise FieldError(f"filters.{key}", str(exc)) from exc
-        return parsed
-
-    @staticmethod
-    def _queries(queries: Sequence[str | Mapping[str, Any]]) -> pd.DataFrame:
-        rows = []
-        for i, q in enumerate(queries):
-            row = {"title": q} if isinstance(q, str) else dict(q)
-            if row.get("id") in (None, ""):
-                row["id"] = f"q{i + 1}"
-            rows.append(row)
-        recs, rejects = prepare(pd.DataFrame(rows), "<queries>")
-        if rejects:
-            r = rejects[0]
-            raise FieldError(f"queries.{r.row - 1}.{r.field}", r.reason)
-        return recs
+        return match_items(copy.copy(self.engine), items)
 
     def record(self, rid: str) -> dict[str, Any] | None:
         """The indexed record with id ``rid`` (its fields and metadata), or None."""
