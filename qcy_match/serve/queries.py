@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FilterError
-from ..ingest.records import canonical_columns, prepare
+from ..ingest.records import PREPARED, canonical_columns, prepare
 from ..match import filters as filt
 from ..match.engine import MatchEngine
 from .rows import QueryColumns, frame_columns, raw_columns, rows_batch
@@ -58,7 +58,8 @@ def _rows(queries: Sequence[str | Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def prepare_queries(queries: Sequence[str | Mapping[str, Any]]) -> pd.DataFrame:
     """One request's queries as prepared records (a string is a title; ids default to q1, q2, …)."""
-    recs, rejects = prepare(pd.DataFrame(_rows(queries)), "<queries>")
+    prepared = prepare(pd.DataFrame(_rows(queries)), "<queries>")
+    recs, rejects = prepared.records, prepared.rejected
     if rejects:
         r = rejects[0]
         raise FieldError(f"queries.{r.row - 1}.{r.field}", r.reason)
@@ -79,6 +80,15 @@ def parse_filters(filters: Mapping[str, Any] | None, columns: pd.Index) -> dict[
     return parsed
 
 
+def _prepared(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mark rows of frames that prepare() returned as prepared again, so the engine does not validate them twice
+    (pandas does not always carry the mark through concatenation); a batch's ids repeat across requests, which a
+    second validation would reject as duplicates.
+    """
+    frame.attrs[PREPARED] = [str(c) for c in frame.columns]
+    return frame
+
+
 def prepare_batch(requests: list[Sequence[str | Mapping[str, Any]]]
                   ) -> tuple[pd.DataFrame, list[tuple[int, int] | None]]:
     """All requests' queries as one prepared table, and each request's rows in it (None: validate it alone)."""
@@ -93,13 +103,15 @@ def prepare_batch(requests: list[Sequence[str | Mapping[str, Any]]]
             row["id"] = f"{r}{SEP}{rid}"
             rows.append(row)
             owner.append(r)
-    recs, rejects = prepare(pd.DataFrame(rows), "<queries>")
-    alone |= {owner[x.row - 1] for x in rejects}
-    req = np.asarray(owner, dtype=np.int64)[recs["_row"].to_numpy(dtype=np.int64) - 1]
+    prepared = prepare(pd.DataFrame(rows), "<queries>")
+    recs = prepared.records
+    alone |= {owner[x.row - 1] for x in prepared.rejected}
+    req = np.asarray(owner, dtype=np.int64)[prepared.rows - 1]
     if alone:
         keep = ~np.isin(req, list(alone))
         recs, req = recs[keep].reset_index(drop=True), req[keep]
     recs["id"] = [s.partition(SEP)[2] for s in recs["id"]]
+    recs = _prepared(recs)
     # Rows keep the requests' order, so each request's rows are one run.
     starts = np.searchsorted(req, np.arange(len(requests) + 1))
     spans: list[tuple[int, int] | None] = [None if r in alone else (int(starts[r]), int(starts[r + 1]))
@@ -137,8 +149,8 @@ def match_items(engine: MatchEngine, items: list[MatchItem]) -> list[Result | Ex
                     and all(a[1] == b[0] for a, b in zip(spans_only, spans_only[1:], strict=False)):
                 frame = recs  # the common case: one group holding the whole batch
             else:
-                frame = pd.concat([recs.iloc[p[0]:p[1]] if isinstance(p, tuple) else p for _, p, _ in members],
-                                  ignore_index=True)
+                frame = _prepared(pd.concat([recs.iloc[p[0]:p[1]] if isinstance(p, tuple) else p
+                                             for _, p, _ in members], ignore_index=True))
             m = engine.match(frame, k=k, filters=json.loads(filters_json), explain_matches=explain)
             start = 0
             for (n, _, _), rows in zip(members, rows_batch(m, [c for _, _, c in members], corpus), strict=True):

@@ -39,7 +39,7 @@ def open_index(path: Path) -> tuple[MatchEngine, dict[str, Any]]:
 def index_info(path: Path) -> dict[str, Any]:
     """The manifest's summary of an index directory (its version is the manifest's digest)."""
     root = persistence.resolve(path)
-    raw = (root / persistence.MANIFEST).read_bytes()
+    raw = (root / persistence.LAYOUT.manifest).read_bytes()
     manifest = persistence.read_manifest(root, verify=False)  # load() verified every checksum already
     info = {"name": Path(path).name, "version": hashlib.sha256(raw).hexdigest()[:16],
             "created": manifest.get("created"), "library_version": manifest.get("library_version"),
@@ -120,10 +120,11 @@ class Service:
         """Validate, log (fsync), then apply; returns added, replaced and rejected."""
         self._need_wal()
         with self._write_lock:
-            recs, rejects = prepare(pd.DataFrame(records), "<records>")
+            prepared = prepare(pd.DataFrame(records), "<records>")
+            recs, rejects = prepared.records, prepared.rejected
             res = None
             if len(recs):
-                accepted = [records[int(r) - 1] for r in recs["_row"]]
+                accepted = [records[int(r) - 1] for r in prepared.rows]
                 self._log({"op": "upsert", "records": accepted})
                 res = self.engine.upsert(recs)
                 self.generation += 1
