@@ -17,6 +17,7 @@ _API = {
     "EngineConfig": "config",
     "QcyError": "errors", "InputError": "errors", "IndexFormatError": "errors", "FilterError": "errors",
     "RejectedRowsError": "errors", "MissingExtraError": "errors", "UsageError": "errors",
+    "OutputError": "errors",
     "load_records": "ingest.records", "Rejection": "ingest.tables", "read_table": "ingest.tables",
     "MatchEngine": "match.engine", "UpdateResult": "match.engine", "Matches": "match.results",
     "match_file": "match.jobs", "match_records": "match.jobs", "JobResult": "match.jobs", "JobChunk": "match.jobs",
@@ -24,8 +25,8 @@ _API = {
 }
 
 __all__ = ["EngineConfig", "FilterError", "IndexFormatError", "InputError", "JobChunk", "JobResult", "MatchEngine",
-           "Matches", "MissingExtraError", "QcyError", "Rejection", "RejectedRowsError", "UpdateResult", "UsageError",
-           "__version__", "load_records", "match_file", "match_records", "read_table", "write_table"]
+           "Matches", "MissingExtraError", "OutputError", "QcyError", "Rejection", "RejectedRowsError", "UpdateResult",
+           "UsageError", "__version__", "load_records", "match_file", "match_records", "read_table", "write_table"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import EngineConfig
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         IndexFormatError,
         InputError,
         MissingExtraError,
+        OutputError,
         QcyError,
         RejectedRowsError,
         UsageError,

@@ -41,3 +41,7 @@ class MissingExtraError(QcyError, ImportError):
 
 class UsageError(QcyError, ValueError):
     """Arguments that do not fit together, such as an index of needs where achievements are searched."""
+
+
+class OutputError(QcyError, ValueError):
+    """An output that cannot or must not be written: it would replace an input, or is a directory, say."""
