@@ -18,7 +18,7 @@ from ..taxonomy import gbt as taxonomy
 from ..taxonomy import regions
 from ..text import normalize
 from .fieldtypes import wrong_type
-from .tables import Rejection, read_table
+from .tables import Rejection, read_table, table_format
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ PREPARED = "qcy_match.prepared"
 MATURITY = ("实验室", "小试", "中试", "产业化")
 TRANSFER_MODES = ("转让", "许可", "作价入股", "合作开发", "技术服务")
 _LIST_SPLIT = re.compile(r"[,，;；、|\s]+")
+# Characters that print as nothing: an id copied from a web page or a Word table may carry them unseen.
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
 
 def canonical_columns(columns: Iterable[str]) -> dict[str, str]:
@@ -84,6 +86,14 @@ def _as_list(value: Any) -> list[str]:
         except json.JSONDecodeError:
             pass
     return [p for p in _LIST_SPLIT.split(text) if p]
+
+
+def normalize_id(value: Any) -> str:
+    """An id as records hold it: text normalised as :func:`~qcy_match.text.normalize` does (full-width forms folded
+    by NFKC, spaces unified, trimmed; no traditional → simplified conversion), without zero-width characters, so
+    ``１２３``, ``123\u200b`` and ``123 `` are the one id ``123``.
+    """
+    return normalize(_as_text(value).translate(_ZERO_WIDTH), traditional=False)
 
 
 def _as_text(value: Any) -> str:
@@ -129,7 +139,7 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> Prepared:
     for i, row in enumerate(df.itertuples(index=False, name=None)):
         rec = dict(zip(cols, row, strict=True))
         rownum = int(rownums[i])
-        rid = _as_text(rec.get("id"))
+        rid = normalize_id(rec.get("id"))
         title = normalize(rec.get("title"))
         desc = normalize(rec.get("description"))
 
@@ -143,8 +153,8 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> Prepared:
         if not rid:
             reject("id", "missing id")
             continue
-        if rid in seen:
-            reject("id", f"duplicate id (first used in row {seen[rid]})", rid)
+        if rid in seen:  # after normalising: ids that differ only in width or invisible characters collide too
+            reject("id", f"duplicate id (first used in row {seen[rid]})", rec.get("id"))
             continue
         if not title:
             reject("title", "missing title", rid)
@@ -210,14 +220,23 @@ def load_records(path: str | os.PathLike[str], ids_from_rows: bool = False, shee
     return prepared.records, prepared.rejected
 
 
-def load_usable(path: str | os.PathLike[str], rejected: list[Rejection], ids_from_rows: bool = False) -> Prepared:
+def load_usable(path: str | os.PathLike[str], rejected: list[Rejection], ids_from_rows: bool = False,
+                sheet: str | int | None = None) -> Prepared:
     """:func:`load_prepared` for a job that needs rows: the file's rejected rows are added to ``rejected``, and a file
-    without a usable row raises :class:`RejectedRowsError`.
+    without a usable row raises :class:`RejectedRowsError`. ``sheet`` is read from an XLSX workbook and ignored for
+    other formats (see :func:`xlsx_sheet`).
     """
-    prepared = load_prepared(path, ids_from_rows)
+    prepared = load_prepared(path, ids_from_rows, xlsx_sheet(path, sheet))
     rejected.extend(prepared.rejected)
     require_rows(path, len(prepared.records), len(prepared.rejected))
     return prepared
+
+
+def xlsx_sheet(path: str | os.PathLike[str], sheet: str | int | None) -> str | int | None:
+    """``sheet`` for an XLSX workbook, None for other formats: a job reads files of several formats with one sheet
+    option (a workbook of needs against a JSONL file of achievements), and only a workbook has sheets.
+    """
+    return sheet if sheet is not None and table_format(path) == "xlsx" else None
 
 
 def require_rows(source: object, usable: int, rejected: int) -> None:
@@ -234,10 +253,17 @@ def from_any(records: pd.DataFrame | Iterable[Mapping[str, Any]], source: str = 
     again would only repeat the work.
     """
     df = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
-    if df.attrs.get(PREPARED) == [str(c) for c in df.columns]:
+    if df.attrs.get(PREPARED) == [str(c) for c in df.columns] and _still_prepared(df):
         return df, []
     prepared = prepare(df, source)
     return prepared.records, prepared.rejected
+
+
+def _still_prepared(df: pd.DataFrame) -> bool:
+    """Whether the list fields of a marked frame still hold lists. pandas keeps the marker on a frame that gained
+    rows since (``reindex``, ``.loc`` with a new label), whose missing cells are NaN: such a frame is validated again.
+    """
+    return all(all(type(v) is list for v in df[field]) for field in ("industry", "keywords"))
 
 
 def text_of(records: pd.DataFrame) -> list[str]:
