@@ -276,7 +276,9 @@ class MatchEngine:
         idx = np.full((n, k), -1, np.int64)
         scores = np.full((n, k), np.nan, np.float32)
         expl: list[list[dict[str, Any]]] = [[] for _ in range(n)]
-        pool = max(self.config.candidates, k)
+        # Candidates per signal, never more than the index holds: a manifest's 'candidates' is not trusted to be
+        # small, and k is already at most the index size.
+        pool = min(max(self.config.candidates, k), len(st.ids))
         texts = self._texts(recs)
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
         doc_fields = st.explain_fields if explain_matches else {}

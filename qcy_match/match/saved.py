@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from .. import persistence
@@ -22,6 +23,7 @@ from ..errors import IndexFormatError
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
 from ..persistence import LAYOUT
+from .fusion import fuse
 from .results import SIDES
 from .snapshot import Snapshot
 
@@ -75,6 +77,10 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True) -> E:
             raise ValueError(f"side {self.side_!r}")
         self.rejected_ = []
         self.tokenizer_ = self._tokenizer()
+        # Settings that are checked only where they are used: check them now, so that a manifest with a bad value
+        # fails to load instead of failing its first query.
+        fuse(np.zeros(1), np.zeros(1), self.config.dense_weight, self.config.fusion)
+        self._dense_input(recs.iloc[:0], [], [])
         sparse = SparseIndex.load(root)
         self.encoder_ = load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
         dense = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
