@@ -14,11 +14,18 @@ How ``match_file`` reads and writes:
 Either way a table without a single match still gets its header row, the rejected-rows report is written beside
 the output (``<out stem>.rejected.csv`` unless ``rejects`` says where), and with ``strict`` any rejected row fails
 the job before any output is written.
+
+Before anything is written or deleted, the job checks that it can read its inputs and that no output (the table,
+the rejected-rows report, the checkpoint) is, lies inside or holds an input (the needs and achievements files, the
+index directory) or another output (:func:`qcy_match.output.paths.check_outputs`), and that the filters name fields
+of the records searched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import time
@@ -29,16 +36,18 @@ from typing import TypeVar
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import persistence
 from ..config import EngineConfig
-from ..errors import UsageError
-from ..ingest.records import load_usable, require_rows
-from ..ingest.tables import Rejection, table_format
+from ..errors import IndexFormatError, UsageError
+from ..ingest.records import load_usable, require_rows, xlsx_sheet
+from ..ingest.tables import Rejection
+from ..output.paths import check_outputs, input_table, output_table
 from ..output.rejects import report_rejections
 from ..output.tables import write_table
 from . import filters as filt
 from .engine import MatchEngine, RecordsLike
 from .results import LABEL, SIDES, Matches
-from .stream import Checkpointed, validate_file
+from .stream import Checkpointed, checkpoint_path, validate_file
 
 logger = logging.getLogger(__name__)
 
@@ -115,48 +124,63 @@ def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
                achievements: str | os.PathLike[str] | None = None, direction: str = "needs", k: int = 10,
                filters: filt.Filters | Iterable[str] | None = None, config: EngineConfig | None = None,
                chunk_rows: int = 2000, resume: bool = False, strict: bool = False,
-               rejects: str | os.PathLike[str] | None = None, show_progress: bool = False,
-               on_chunk: Callable[[JobChunk], None] | None = None) -> JobResult:
+               rejects: str | os.PathLike[str] | None = None, sheet: str | int | None = None,
+               show_progress: bool = False, on_chunk: Callable[[JobChunk], None] | None = None) -> JobResult:
     """Match a needs file against an index of achievements (``index``: loaded, or its directory) or an achievements
     file (``achievements``, indexed with ``config``) and write the table of matches to ``out``.
 
     With ``direction="achievements"`` each achievement gets needs: the needs file is indexed (with the index's
     configuration when ``index`` is given) and the achievements are the queries. Queries are matched
     ``chunk_rows`` at a time; ``on_chunk``, a progress callback, sees each chunk's queries, matches and table.
-    ``resume`` continues an interrupted streamed run (see the module docstring). Rows that cannot be used are
-    reported to ``rejects`` (default ``<out stem>.rejected.csv``); with ``strict`` any such row raises
-    :class:`~qcy_match.errors.RejectedRowsError` before output is written, as does a file without a usable row.
+    ``resume`` continues an interrupted streamed run (see the module docstring) if the index, the needs file and
+    the options are those of that run. Rows that cannot be used are reported to ``rejects`` (default
+    ``<out stem>.rejected.csv``); with ``strict`` any such row raises :class:`~qcy_match.errors.RejectedRowsError`
+    before output is written, as does a file without a usable row. ``sheet`` selects the worksheet of the inputs
+    that are XLSX workbooks. An output that would overwrite an input or another output raises
+    :class:`~qcy_match.errors.OutputError` before anything is written.
     """
     t0 = time.time()
     needs, out = Path(needs), Path(out)
-    result = JobResult(out, Path(rejects) if rejects else out.with_name(out.stem + ".rejected.csv"), direction)
     if index is not None and achievements is not None:
         raise UsageError("give an index of achievements or an achievements file, not both")
+    if index is None and achievements is None:
+        raise UsageError("give an index of achievements or an achievements file")
     if k < 1 or chunk_rows < 1:
         raise UsageError(f"k and chunk_rows must be at least 1, not {k} and {chunk_rows}")
     searched_side(direction)  # refuses an unknown direction
-    fmt = table_format(out)
+    fmt = output_table(out)
     wanted = filt.parse([filters] if isinstance(filters, str) else filters)  # bad filters fail before any work
-    result.streamed = index is not None and direction == "needs" and fmt in RESUMABLE
-    if resume and not result.streamed:
+    streamed = index is not None and direction == "needs" and fmt in RESUMABLE
+    if resume and not streamed:
         raise UsageError("resume needs an index (--index), direction 'needs' and a CSV/TSV/JSONL output: only that "
                          "mode is streamed under a checkpoint")
-    opts = _Options(k, wanted, chunk_rows, fmt, show_progress, on_chunk)
-    if index is not None:
-        source: MatchEngine | Path = _achievements_index(index)
-    elif achievements is not None:
-        source = Path(achievements)
-    else:
-        raise UsageError("give an index of achievements or an achievements file")
-    if isinstance(source, MatchEngine) and result.streamed:
-        return _streamed(source, needs, opts, resume, strict, result, t0)
-    engine, queries = _sides(source, needs, result, strict, config, show_progress)
+    report = Path(rejects) if rejects else out.with_name(out.stem + ".rejected.csv")
+    _check_paths(needs, out, report, index, achievements, config, streamed)
+    result = JobResult(out, report, direction, streamed=streamed)
+    opts = _Options(k, wanted, chunk_rows, fmt, sheet, show_progress, on_chunk)
+    if index is not None and streamed:
+        return _streamed(*_achievements_index(index, identify=True), needs, opts, resume, strict, result, t0)
+    source = Path(achievements) if achievements is not None else _achievements_index(index)[0]  # type: ignore[arg-type]
+    engine, queries = _sides(source, needs, result, strict, config, opts)
     out.unlink(missing_ok=True)
     step = chunk_rows if fmt in APPENDABLE else max(1, len(queries))
     result.engine, result.valid, result.index_seconds = engine, len(queries), time.time() - t0
     _write(engine, (queries.iloc[s:s + step].reset_index(drop=True) for s in range(0, len(queries), step)), opts,
            result)
     return result
+
+
+def _check_paths(needs: Path, out: Path, report: Path, index: MatchEngine | str | os.PathLike[str] | None,
+                 achievements: str | os.PathLike[str] | None, config: EngineConfig | None, streamed: bool) -> None:
+    """Refuse unreadable inputs, and outputs that would overwrite an input or each other, before any work."""
+    input_table(needs)
+    if achievements is not None:
+        input_table(achievements)
+    index_dir = None if index is None or isinstance(index, MatchEngine) else index
+    dicts = config.user_dicts if config is not None and achievements is not None else []
+    ckpt = checkpoint_path(out) if streamed else None
+    check_outputs([out, report, ckpt, ckpt and ckpt.with_name(ckpt.name + ".tmp")],
+                  [needs, achievements, index_dir, *dicts])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,46 +191,108 @@ class _Options:
     filters: dict[str, list[str]]
     chunk_rows: int
     fmt: str  # of the output
+    sheet: str | int | None  # of XLSX inputs
     show_progress: bool
     on_chunk: Callable[[JobChunk], None] | None
 
 
-def _achievements_index(index: MatchEngine | str | os.PathLike[str]) -> MatchEngine:
-    """The index, loaded if given as a directory; an index of needs is refused (needs are always read from a file)."""
-    engine = index if isinstance(index, MatchEngine) else MatchEngine.load(index)
+def _achievements_index(index: MatchEngine | str | os.PathLike[str], identify: bool = False
+                        ) -> tuple[MatchEngine, str]:
+    """The index, loaded if given as a directory, and with ``identify`` its :func:`index_identity` (else "").
+    An index of needs is refused (needs are always read from a file).
+    """
+    if isinstance(index, MatchEngine):
+        engine, identity = index, index_identity(index) if identify else ""
+    elif not identify:
+        engine, identity = MatchEngine.load(index), ""
+    else:
+        # The manifest is read before and after loading: an update saved in between would leave the identity
+        # naming one version and the engine holding another.
+        for _ in range(3):
+            before = _manifest_digest(index)
+            engine = MatchEngine.load(index)  # refuses a missing or damaged directory
+            identity = index_identity(index)
+            if identity == before:
+                break
+        else:
+            raise IndexFormatError(f"{index}: changed while it was being loaded, three times; try again")
     if engine.side_ != "achievements":
         name = "the index" if isinstance(index, MatchEngine) else str(index)
         raise UsageError(f"{name} is an index of {engine.side_}; matching against an index needs an index of "
                          "achievements (build it with 'qcy-match index --achievements FILE')")
-    return engine
+    return engine, identity
 
 
 def _sides(achievements: MatchEngine | Path, needs: Path, result: JobResult, strict: bool,
-           config: EngineConfig | None, show_progress: bool) -> tuple[MatchEngine, pd.DataFrame]:
+           config: EngineConfig | None, opts: _Options) -> tuple[MatchEngine, pd.DataFrame]:
     """Read the files whole, report rejected rows, and return the engine to search and the queries.
 
     An index on the query side gives its records as the queries and its configuration to the other side's index.
     """
     side_a: MatchEngine | pd.DataFrame = achievements if isinstance(achievements, MatchEngine) else \
-        load_usable(achievements, result.rejected).records
-    side_n: MatchEngine | pd.DataFrame = load_usable(needs, result.rejected).records
+        load_usable(achievements, result.rejected, sheet=opts.sheet).records
+    side_n: MatchEngine | pd.DataFrame = load_usable(needs, result.rejected, sheet=opts.sheet).records
     searched, side, queries = orient(result.direction, side_a, side_n)
+    _check_filters(searched.records_ if isinstance(searched, MatchEngine) else searched, opts.filters)
     result.report = report_rejections(result.rejected, result.rejects_path, strict)
     if isinstance(queries, MatchEngine):
         config, queries = queries.config, queries.records_
     if not isinstance(searched, MatchEngine):
-        searched = MatchEngine(config).index(searched, side=side, show_progress=show_progress)
+        searched = MatchEngine(config).index(searched, side=side, show_progress=opts.show_progress)
     return searched, queries
 
 
-def _streamed(engine: MatchEngine, needs: Path, opts: _Options, resume: bool, strict: bool, result: JobResult,
-              t0: float) -> JobResult:
-    """Match a needs file chunk by chunk, appending each chunk's table under a checkpoint."""
+def _check_filters(records: pd.DataFrame, wanted: dict[str, list[str]]) -> None:
+    """Refuse a filter on a field the searched records lack, before anything is written (the search would)."""
+    filt.mask(records.iloc[:0], wanted)
+
+
+def index_identity(index: MatchEngine | str | os.PathLike[str]) -> str:
+    """What a checkpoint records of the index searched, so a resume against another index is refused: the SHA-256
+    of a directory's manifest (which holds the SHA-256 of every file), or of a loaded engine's side, configuration
+    and records.
+    """
+    if isinstance(index, MatchEngine):
+        h = hashlib.sha256(json.dumps([index.side_, index.config.to_dict()], sort_keys=True, default=str).encode())
+        recs = index.records_.apply(lambda col: col.map(lambda v: "\x1f".join(map(str, v)) if isinstance(v, list)
+                                                        else v))
+        h.update(json.dumps([str(c) for c in recs.columns]).encode())
+        h.update(pd.util.hash_pandas_object(recs, index=False).to_numpy().tobytes())
+        return f"records sha256:{h.hexdigest()}"
+    digest = _manifest_digest(index)
+    if digest is None:
+        persistence.read_manifest(index, verify=False)  # says what is wrong with the directory
+        raise IndexFormatError(f"{index}: {persistence.LAYOUT.manifest} cannot be read")
+    return digest
+
+
+def _manifest_digest(index: str | os.PathLike[str]) -> str | None:
+    """The SHA-256 of an index directory's manifest, or None when it cannot be read."""
+    try:
+        data = (persistence.resolve(index) / persistence.LAYOUT.manifest).read_bytes()
+    except OSError:
+        return None
+    return f"manifest sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def _streamed(engine: MatchEngine, identity: str, needs: Path, opts: _Options, resume: bool, strict: bool,
+              result: JobResult, t0: float) -> JobResult:
+    """Match a needs file chunk by chunk, appending each chunk's table under a checkpoint.
+
+    A failure or an interrupt after the checkpoint was written keeps it, and says so in a note on the exception.
+    """
+    _check_filters(engine.records_, opts.filters)
     if strict:  # every row is checked before the first is written
-        report_rejections(validate_file(needs), result.rejects_path, strict)
-    chunks = Checkpointed(needs, result.out, opts.chunk_rows, {"k": opts.k, "filters": opts.filters}, resume)
+        report_rejections(validate_file(needs, sheet=opts.sheet), result.rejects_path, strict)
+    options = {"k": opts.k, "filters": opts.filters, "index": identity, "sheet": xlsx_sheet(needs, opts.sheet)}
+    chunks = Checkpointed(needs, result.out, opts.chunk_rows, options, resume, opts.sheet)
     result.engine, result.index_seconds = engine, time.time() - t0
-    _write(engine, chunks, opts, result)
+    try:
+        _write(engine, chunks, opts, result)
+    except BaseException as exc:
+        if chunks.started and chunks.path.exists():
+            exc.add_note(f"{chunks.path} is kept: run again with --resume (resume=True) to continue")
+        raise
     result.valid, result.skipped_chunks, result.rejected = chunks.valid, chunks.skipped, chunks.rejected
     result.report = report_rejections(result.rejected, result.rejects_path, strict)
     require_rows(needs, result.valid, len(result.rejected))
