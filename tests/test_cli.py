@@ -222,7 +222,7 @@ def test_strict_fails_on_rejected_rows(tmp_path, capsys, lsa_index):
     needs = write_jsonl(tmp_path / "bad_needs.jsonl", BAD_NEEDS)
     out = tmp_path / "m.jsonl"
     rc, _, err = run(capsys, "match", "--index", lsa_index, "--needs", needs, "--out", out, "--strict")
-    assert_one_line_error(rc, err, 2, "--strict", "4 rows rejected", "row 2 field title")
+    assert_one_line_error(rc, err, 3, "--strict", "4 rows rejected", "row 2 field title")
     assert not out.exists()
     assert (tmp_path / "m.rejected.csv").is_file()  # the report is still there to read
 
@@ -236,7 +236,7 @@ def test_strict_passes_on_clean_input(tmp_path, capsys, lsa_index, needs_path):
 def test_strict_index(tmp_path, capsys):
     bad = write_jsonl(tmp_path / "a.jsonl", [{"id": "A", "title": "钛合金"}, {"id": "B", "title": ""}])
     rc, _, err = run(capsys, "index", "--achievements", bad, "--out", tmp_path / "idx", "--strict", *LSA)
-    assert_one_line_error(rc, err, 2, "--strict", "1 rows rejected")
+    assert_one_line_error(rc, err, 3, "--strict", "1 rows rejected")
     assert not (tmp_path / "idx").exists()
 
 
@@ -275,7 +275,7 @@ def test_bad_paths(tmp_path, capsys, lsa_index, needs_path, achievements_path):
                      "--out", tmp_path / "m.jsonl")
     assert_one_line_error(rc, err, 3, "no such index directory")
     rc, _, err = run(capsys, "match", "--index", lsa_index, "--needs", needs_path, "--out", tmp_path / "m.docx")
-    assert_one_line_error(rc, err, 3, "unknown file type '.docx'")
+    assert_one_line_error(rc, err, 4, "unknown file type '.docx'")
     rc, _, err = run(capsys, "index", "--achievements", tmp_path / "a.pdf", "--out", tmp_path / "i", *LSA)
     assert_one_line_error(rc, err, 3, "unknown file type")
     rc, _, err = run(capsys, "index", "--achievements", achievements_path, "--out", tmp_path / "i", *LSA,
@@ -296,7 +296,7 @@ def test_corrupted_index_is_refused(tmp_path, capsys, achievements_path, needs_p
 def test_input_without_usable_rows(tmp_path, capsys, lsa_index):
     needs = write_jsonl(tmp_path / "n.jsonl", [{"id": "1", "title": ""}, '{"broken'])
     rc, _, err = run(capsys, "match", "--index", lsa_index, "--needs", needs, "--out", tmp_path / "m.jsonl")
-    assert_one_line_error(rc, err, 2, "no usable rows", "2 rejected")
+    assert_one_line_error(rc, err, 3, "no usable rows", "2 rejected")
 
 
 @pytest.mark.parametrize(("extra", "fragment"), [
@@ -347,7 +347,8 @@ def test_console_script_minimal_columns(tmp_path, achievements_path, needs_path)
 
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="console script not installed beside this interpreter")
-def test_console_script_error_has_no_traceback(tmp_path):
+def test_console_script_error_has_no_traceback(tmp_path, needs_path):
+    (tmp_path / "n.jsonl").write_bytes(needs_path.read_bytes())  # inputs are checked first: this one is fine
     proc = _script("match", "--index", "missing_idx", "--needs", "n.jsonl", "--out", "o.csv", cwd=tmp_path)
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr
@@ -362,7 +363,7 @@ def test_demo_strict_writes_the_report_then_fails_in_one_line(capsys, tmp_path):
     needs = (corpus / "needs.jsonl").read_text(encoding="utf-8").rstrip("\n") + '\n{"id": "x1", "title": ""}\n'
     (tmp_path / "needs.jsonl").write_text(needs, encoding="utf-8")
     rc, _, err = run(capsys, "demo", "--corpus", tmp_path, "--out", tmp_path / "m.csv", "--strict")
-    assert_one_line_error(rc, err, 2, "--strict", "1 rows rejected", "field title")
+    assert_one_line_error(rc, err, 3, "--strict", "1 rows rejected", "field title")
     report = pd.read_csv(tmp_path / "m.rejected.csv")
     assert report[["field", "reason"]].values.tolist() == [["title", "missing title"]]
     assert not (tmp_path / "m.csv").exists()

@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from .bench import _add_bench_parser, cmd_bench
 from .classify import _add_classify_missing_options, _add_classify_parser, cmd_classify
-from .common import EXIT_DATA, EXIT_USAGE, CliError, _add_engine_options, _add_input_options
+from .common import (
+    EXIT_BUG,
+    EXIT_DATA,
+    EXIT_INTERRUPTED,
+    EXIT_OUTPUT,
+    EXIT_USAGE,
+    CliError,
+    _add_engine_options,
+    _add_input_options,
+)
 from .matching import _add_stream_options, _add_update_options, cmd_demo, cmd_index, cmd_match
 from .report import _add_report_parser, cmd_report
 from .serve import _add_serve_parsers, cmd_serve, cmd_token
@@ -53,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--show", type=int, default=6, help="needs to print")
     _add_engine_options(p)
-    _add_input_options(p)
+    _add_input_options(p, sheet=False)
     _add_classify_parser(sub)
     _add_report_parser(sub)
     _add_bench_parser(sub)
@@ -62,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``qcy-match`` console script."""
+    """Entry point of the ``qcy-match`` console script; returns the exit status (see :func:`exit_status`)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:
         # Everything after 'bench' belongs to the suite (argparse would claim its --help).
@@ -71,19 +81,52 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from ..errors import IndexFormatError, InputError, QcyError
-
+    commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
+                "report": cmd_report, "bench": cmd_bench, "serve": cmd_serve, "token": cmd_token}
     try:
-        commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
-                    "report": cmd_report, "bench": cmd_bench, "serve": cmd_serve, "token": cmd_token}
         commands[args.command](args)
-    except (CliError, QcyError, FileNotFoundError) as exc:
-        print(f"qcy-match: error: {exc}", file=sys.stderr)
-        return EXIT_DATA if isinstance(exc, InputError | IndexFormatError) else EXIT_USAGE
-    except KeyboardInterrupt:
-        print("qcy-match: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"qcy-match: interrupted{_notes(exc)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # every error ends as one line; an unexpected one offers its traceback
+        status = exit_status(exc)
+        bug = status == EXIT_BUG
+        if bug and args.verbose:
+            traceback.print_exc()
+        what = f"{type(exc).__name__}: " if bug else ""
+        hint = " (run with -v for the traceback)" if bug and not args.verbose else ""
+        print(f"qcy-match: error: {what}{_message(exc)}{_notes(exc)}{hint}", file=sys.stderr)
+        return status
     return 0
+
+
+def exit_status(exc: BaseException) -> int:
+    """The exit status for an error, decided here alone: 2 the arguments, 3 an input file or the index, 4 an output
+    (or another file-system error), 1 anything unexpected (a bug; ``-v`` shows its traceback).
+    """
+    from ..errors import IndexFormatError, InputError, OutputError, QcyError, RejectedRowsError
+
+    if isinstance(exc, OutputError):
+        return EXIT_OUTPUT
+    if isinstance(exc, InputError | IndexFormatError | RejectedRowsError):
+        return EXIT_DATA
+    if isinstance(exc, CliError | QcyError):  # usage, filters, unknown codes or chains, a missing extra
+        return EXIT_USAGE
+    if isinstance(exc, OSError):  # inputs are checked before a job starts, so this is mostly a write that failed
+        return EXIT_OUTPUT
+    return EXIT_BUG
+
+
+def _message(exc: BaseException) -> str:
+    """An error as one line: ``<file>: <problem>`` for a file-system error, the error's own words otherwise."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split("\n"))
+
+
+def _notes(exc: BaseException) -> str:
+    """The notes the library added to an error (e.g. that a checkpoint is kept), on the same line."""
+    return "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
 
 
 if __name__ == "__main__":

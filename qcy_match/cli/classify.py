@@ -8,7 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, _add_input_options, _finish_rejects, _load, _load_prepared, _progress
+from .common import (
+    CliError,
+    _add_input_options,
+    _check_paths,
+    _finish_rejects,
+    _load,
+    _load_prepared,
+    _progress,
+    _rejects_path,
+)
 
 
 # ---- classification (issue 4) -------------------------------------------------------------------------------
@@ -50,7 +59,7 @@ def _train(args: argparse.Namespace, rejects: list[Any]) -> Any:
     from ..ingest.records import text_of
     from ..ingest.tables import Rejection
 
-    prepared = _load_prepared(args.train, rejects, ids_from_rows=True)
+    prepared = _load_prepared(args.train, rejects, ids_from_rows=True, sheet=args.sheet)
     records = prepared.records
     col = args.label_column
     if col not in records.columns:
@@ -114,6 +123,8 @@ def cmd_classify(args: argparse.Namespace) -> None:
         raise CliError("--top-k must be at least 1")
     if args.train and args.model:
         raise CliError("give --train or --model, not both")
+    _check_paths([args.out, _rejects_path(args, args.out)], [args.input, args.train], [args.model],
+                 dirs=[args.save_model if args.train else None])
     rejects: list[Any] = []
     t0 = time.time()
     if args.train:
@@ -127,7 +138,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
             model = ZeroShotClassifier(args.level, domain_dict=not args.no_domain_dict).fit()
         except ValueError as exc:
             raise CliError(str(exc)) from exc
-    records = _load(args.input, rejects, ids_from_rows=True)
+    records = _load(args.input, rejects, ids_from_rows=True, sheet=args.sheet)
     frame = _predict(model, records, args.top_k, _progress(args))
     report = _finish_rejects(args, rejects, args.out)
     write_table(frame, args.out)

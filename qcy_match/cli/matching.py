@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from .classify import _classify_missing
-from .common import CliError, _config, _finish_rejects, _load, _progress, _rejects_path
+from .common import CliError, _check_paths, _config, _finish_rejects, _load, _progress, _rejects_path
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -24,12 +25,15 @@ def cmd_index(args: argparse.Namespace) -> None:
     rejects: list[Any] = []
     path = args.achievements or args.needs
     side = "achievements" if args.achievements else "needs"
+    config = _config(args)
+    _check_paths([_index_rejects(args, args.out)], [path], [*map(Path, config.user_dicts), args.classifier],
+                 dirs=[args.out])
     t0 = time.time()
-    records = _load(path, rejects)
+    records = _load(path, rejects, sheet=args.sheet)
     if args.classify_missing:
         records = _classify_missing(args, records)
     report = _finish_rejects(args, rejects, args.out.with_name(args.out.name + ".index"))
-    engine = MatchEngine(_config(args)).index(records, side=side, show_progress=_progress(args))
+    engine = MatchEngine(config).index(records, side=side, show_progress=_progress(args))
     engine.save(args.out)
     print(f"indexed {len(engine)} {side} from {path} → {args.out} ({engine.dense_.kind_}, "
           f"{time.time() - t0:.1f} s); {report}", file=sys.stderr)
@@ -37,20 +41,17 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 def cmd_match(args: argparse.Namespace) -> None:
     """Match a needs file against an index or an achievements file and write the table (see ``match_file``)."""
-    from ..errors import UsageError
     from ..match.jobs import match_file
 
     if args.top_k < 1:
         raise CliError("--top-k must be at least 1")
     if args.chunk_rows < 1:
         raise CliError("--chunk-rows must be at least 1")
-    try:
-        res = match_file(args.needs, args.out, index=args.index, achievements=args.achievements,
-                         direction=args.direction, k=args.top_k, filters=args.filter,
-                         config=_config(args) if args.achievements else None, chunk_rows=args.chunk_rows,
-                         resume=args.resume, strict=args.strict, rejects=args.rejects, show_progress=_progress(args))
-    except UsageError as exc:  # arguments that do not fit together: a usage error, like argparse's
-        raise CliError(str(exc)) from exc
+    res = match_file(args.needs, args.out, index=args.index, achievements=args.achievements,
+                     direction=args.direction, k=args.top_k, filters=args.filter,
+                     config=_config(args) if args.achievements else None, chunk_rows=args.chunk_rows,
+                     resume=args.resume, strict=args.strict, rejects=args.rejects, sheet=args.sheet,
+                     show_progress=_progress(args))
     resumed = f", resumed after {res.skipped_chunks} chunks" if args.resume else ""
     print(f"matched {res.queries} {res.direction} against {res.corpus} {res.searched}: {res.rows} rows → {res.out} "
           f"({res.seconds:.1f} s{resumed}); {res.report}", file=sys.stderr)
@@ -65,18 +66,42 @@ def _add_update_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--delete", metavar="IDS", help="ids to delete: 'A1,A2' or @FILE (one id per line)")
 
 
+def _delete_file(spec: str | None) -> Path | None:
+    """The file of ``--delete @FILE``, else None."""
+    return Path(spec[1:]) if spec and spec.startswith("@") else None
+
+
 def _delete_ids(spec: str) -> list[str]:
-    if spec.startswith("@"):
-        path = Path(spec[1:])
+    """The ids ``--delete`` names, normalised as record ids are (full-width digits, invisible characters)."""
+    from ..ingest.records import normalize_id
+
+    path = _delete_file(spec)
+    if path is not None:
         if not path.is_file():
             raise CliError(f"--delete {spec}: no such file")
-        text = path.read_text(encoding="utf-8-sig")
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    return [i.strip() for i in spec.split(",") if i.strip()]
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--delete {spec}: cannot be read as UTF-8 text ({exc})") from exc
+        parts = text.splitlines()
+    else:
+        parts = spec.split(",")
+    return [i for i in map(normalize_id, parts) if i]
+
+
+def _index_rejects(args: argparse.Namespace, out: Path) -> Path:
+    """Where ``index`` writes its rejected-rows report: ``--rejects``, else ``<out>.rejected.csv`` beside it."""
+    return _rejects_path(args, out.with_name(out.name + ".index"))
 
 
 def cmd_index_update(args: argparse.Namespace) -> None:
-    """Upsert and delete records of a saved index, then save it atomically."""
+    """Upsert and delete records of a saved index, then save it atomically.
+
+    The --update file and the ids are read first; then the index's writer lock is held from loading it to saving
+    it (the rejected-rows report and --strict in between), so two updates of one index, from two processes, are
+    applied one after the other instead of the second overwriting the first.
+    """
+    from .. import persistence
     from ..match.engine import MatchEngine
 
     if not args.index:
@@ -85,23 +110,28 @@ def cmd_index_update(args: argparse.Namespace) -> None:
         raise CliError("--index DIR needs --update FILE and/or --delete IDS")
     if args.achievements or args.needs:
         raise CliError("--update/--delete change an existing index; do not give --achievements/--needs")
-    t0 = time.time()
-    engine = MatchEngine.load(args.index)
     out = args.out or args.index
+    in_place = Path(os.path.realpath(out)) == Path(os.path.realpath(args.index))
+    _check_paths([_index_rejects(args, out)], [args.update], [_delete_file(args.delete), args.index],
+                 dirs=[None if in_place else out])
+    t0 = time.time()
     rejects: list[Any] = []
+    records = _load(args.update, rejects, sheet=args.sheet) if args.update else None
+    ids = _delete_ids(args.delete) if args.delete else []
     notes = []
-    if args.delete:
-        ids = _delete_ids(args.delete)
-        res = engine.delete(ids)
-        notes.append(f"deleted {len(res.deleted)}")
-        if res.missing:
-            notes.append(f"{len(res.missing)} ids to delete were not indexed: {', '.join(res.missing[:5])}")
-    if args.update:
-        res = engine.upsert(_load(args.update, rejects), show_progress=_progress(args))
-        rejects.extend(res.rejected)
-        notes.append(f"added {len(res.added)}, replaced {len(res.replaced)}")
-    report = _finish_rejects(args, rejects, out.with_name(out.name + ".index"))
-    engine.save(out)
+    with persistence.locked(out):
+        engine = MatchEngine.load(args.index)
+        if args.delete:
+            res = engine.delete(ids)
+            notes.append(f"deleted {len(res.deleted)}")
+            if res.missing:
+                notes.append(f"{len(res.missing)} ids to delete were not indexed: {', '.join(res.missing[:5])}")
+        if records is not None:
+            res = engine.upsert(records, show_progress=_progress(args))
+            rejects.extend(res.rejected)
+            notes.append(f"added {len(res.added)}, replaced {len(res.replaced)}")
+        report = _finish_rejects(args, rejects, out.with_name(out.name + ".index"))
+        engine.save(out)
     print(f"updated {args.index} → {out}: {'; '.join(notes)}; {len(engine)} records ({time.time() - t0:.1f} s); "
           f"{report}", file=sys.stderr)
 

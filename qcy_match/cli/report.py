@@ -8,7 +8,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, _add_engine_options, _add_input_options, _config, _finish_rejects, _load, _progress
+from .common import (
+    CliError,
+    _add_engine_options,
+    _add_input_options,
+    _check_paths,
+    _config,
+    _finish_rejects,
+    _load,
+    _progress,
+    _rejects_path,
+)
+
+# What analytics.report.write_report puts in the report directory: the files it replaces, the folders it fills.
+REPORT_FILES = ("report.html", "tables.xlsx")
+REPORT_DIRS = ("tables", "plots")
 
 
 def _add_report_parser(sub: Any) -> None:
@@ -35,6 +49,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from ..analytics import report as rp
     from ..errors import FilterError
     from ..match.engine import MatchEngine
+    from ..output.paths import output_dir
 
     if args.top_k < 1 or args.slots < 1:
         raise CliError("--top-k and --slots must be at least 1")
@@ -43,13 +58,18 @@ def cmd_report(args: argparse.Namespace) -> None:
             analytics.scope_filters(**{key: getattr(args, key)})
         except FilterError as exc:
             raise CliError(f"--{key}: {exc.__cause__ or exc}") from exc
+    output_dir(args.out)
+    config = _config(args)
+    _check_paths([*(args.out / name for name in REPORT_FILES), _rejects_path(args, args.out / "input.csv")],
+                 [args.achievements, args.needs], list(map(Path, config.user_dicts)),
+                 dirs=[args.out / name for name in REPORT_DIRS])
     t0 = time.time()
     rejects: list[Any] = []
-    achievements = _load(args.achievements, rejects)
-    needs = _load(args.needs, rejects)
+    achievements = _load(args.achievements, rejects, sheet=args.sheet)
+    needs = _load(args.needs, rejects, sheet=args.sheet)
     args.out.mkdir(parents=True, exist_ok=True)
     report = _finish_rejects(args, rejects, args.out / "input.csv")
-    engine = MatchEngine(_config(args)).index(achievements, show_progress=_progress(args))
+    engine = MatchEngine(config).index(achievements, show_progress=_progress(args))
     analysis = analytics.analyse(achievements, needs, engine=engine, k=args.top_k, seed=args.seed)
     try:
         result = rp.build_tables(analysis, slots=args.slots, chain=args.chain, industry=args.industry,
