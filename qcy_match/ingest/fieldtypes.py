@@ -13,7 +13,7 @@ import numpy as np
 
 # Fields holding one value (text or a number), and fields holding one value or a flat list of them.
 SINGLE = ("id", "title", "description", "region", "maturity", "transfer_mode")
-LISTS = ("industry", "keywords")
+LISTS = ("industry", "keywords", "owner", "team", "leader", "parts")
 
 
 _PLAIN = (str, int, float, type(None))

@@ -18,6 +18,7 @@ from ..taxonomy import gbt as taxonomy
 from ..taxonomy import regions
 from ..text import normalize
 from .fieldtypes import wrong_type
+from .owners import OWNER_FIELDS, canonical_cell
 from .tables import Rejection, read_table, table_format
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,12 @@ ALIASES: dict[str, str] = {
     "maturity": "maturity", "成熟度": "maturity", "技术成熟度": "maturity", "成果阶段": "maturity",
     "transfer_mode": "transfer_mode", "合作方式": "transfer_mode", "转化方式": "transfer_mode",
     "交易方式": "transfer_mode", "转让方式": "transfer_mode",
+    # Holders of a record (see ingest.owners) and a challenge's explicit parts (see solvers.parts).
+    "owner": "owner", "owners": "owner", "institution": "owner", "完成单位": "owner", "所属单位": "owner",
+    "申报单位": "owner", "单位": "owner", "成果完成单位": "owner", "持有单位": "owner", "依托单位": "owner",
+    "承担单位": "owner", "team": "team", "团队": "team", "团队名称": "team", "科研团队": "team",
+    "leader": "leader", "负责人": "leader", "团队负责人": "leader", "项目负责人": "leader", "带头人": "leader",
+    "parts": "parts", "子任务": "parts", "任务分解": "parts", "分解任务": "parts", "子课题": "parts",
 }
 # The readers number each data row in this column (see ingest.tables.read_table); prepare() takes the numbers out
 # into Prepared.rows, so no other module sees the column.
@@ -189,6 +196,9 @@ def prepare(raw: pd.DataFrame, source: str = "<records>") -> Prepared:
     for c in df.columns:
         if c not in FIELDS and c not in DERIVED:
             data[c] = df[c].iloc[taken].reset_index(drop=True)
+    for c in OWNER_FIELDS:  # several per cell, each name normalised: one institution is one owner
+        if c in data:
+            data[c] = [canonical_cell(v) for v in data[c]]
     out = pd.DataFrame(data)
     out.attrs[PREPARED] = [str(c) for c in out.columns]
     if rejects:

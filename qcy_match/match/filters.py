@@ -3,7 +3,8 @@
 Values within one filter are OR-ed; different filters are AND-ed. Industry values are GB/T 4754 codes at any
 level and match every code under them; ``chain`` values (Shaanxi's key chains, e.g. 集成电路) and ``tag`` values
 (``strategic``, a 战略性新兴产业 sector, ``digital`` …) expand to the codes they cover;
-region values are a group (关中/陕北/陕南), a city or a district name.
+region values are a group (关中/陕北/陕南), a city or a district name; ``owner`` / ``team`` / ``leader`` values are
+names, folded as the records' are (:mod:`qcy_match.ingest.owners`), and a record passes through any of its owners.
 
 This is the one meaning of a filter: the search applies it inside the index, and the demand analytics select a
 roadshow's scope with it (:func:`qcy_match.analytics.demand.scope_mask`).
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FilterError
+from ..ingest.owners import OWNER_FIELDS, owner_name, owners_of
 from ..taxonomy import chains, regions
 from ..taxonomy import gbt as taxonomy
 
@@ -53,6 +55,8 @@ def parse(spec: Filters | Iterable[str] | None) -> dict[str, list[str]]:
                 parts = [taxonomy.normalize_code(p) for p in parts]
             except taxonomy.UnknownCodeError as exc:
                 raise FilterError(f"filter industry: {exc}") from exc
+        elif key in OWNER_FIELDS:  # the same name however it is typed (see ingest.owners)
+            parts = [owner_name(p) for p in parts]
         elif key in ("chain", "tag"):
             try:
                 chains.expand(key, parts)  # fail on unknown names now, not at search time
@@ -107,6 +111,10 @@ class FilterIndex:
             lengths = recs["industry"].map(len).to_numpy(dtype=np.int64)
             rows = np.repeat(np.arange(len(recs)), lengths)
             cells: list[Any] = [c for codes in recs["industry"] for c in codes]
+        elif key in OWNER_FIELDS:  # a record with several owners passes through any of them
+            names = [owners_of(c) for c in recs[key]]
+            rows = np.repeat(np.arange(len(recs)), [len(n) for n in names])
+            cells = [n for ns in names for n in ns]
         elif key == "region":
             rows = np.arange(len(recs))
             cells = list(zip(recs["region_city"].astype(str), recs["region_group"].astype(str),
