@@ -22,11 +22,14 @@ _API = {
     "MatchEngine": "match.engine", "UpdateResult": "match.engine", "Matches": "match.results",
     "match_file": "match.jobs", "match_records": "match.jobs", "JobResult": "match.jobs", "JobChunk": "match.jobs",
     "write_table": "output.tables",
+    "SolverRanking": "solvers.votes", "VotingModel": "solvers.votes",
+    "Consortium": "solvers.consortium", "ConsortiumModel": "solvers.consortium",
 }
 
-__all__ = ["EngineConfig", "FilterError", "IndexFormatError", "InputError", "JobChunk", "JobResult", "MatchEngine",
-           "Matches", "MissingExtraError", "OutputError", "QcyError", "Rejection", "RejectedRowsError", "UpdateResult",
-           "UsageError", "__version__", "load_records", "match_file", "match_records", "read_table", "write_table"]
+__all__ = ["Consortium", "ConsortiumModel", "EngineConfig", "FilterError", "IndexFormatError", "InputError", "JobChunk",
+           "JobResult", "MatchEngine", "Matches", "MissingExtraError", "OutputError", "QcyError", "Rejection",
+           "RejectedRowsError", "SolverRanking", "UpdateResult", "UsageError", "VotingModel", "__version__",
+           "load_records", "match_file", "match_records", "read_table", "write_table"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import EngineConfig
@@ -46,6 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .match.jobs import JobChunk, JobResult, match_file, match_records
     from .match.results import Matches
     from .output.tables import write_table
+    from .solvers.consortium import Consortium, ConsortiumModel
+    from .solvers.votes import SolverRanking, VotingModel
 
 
 def __getattr__(name: str) -> Any:

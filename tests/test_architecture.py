@@ -15,7 +15,7 @@ RANK = {
     "_version": 0, "errors": 0, "config": 0,
     "text": 1, "taxonomy": 1, "persistence": 1, "evaluate": 1,
     "ingest": 2, "encoders": 2, "index": 2,
-    "output": 3,
+    "output": 3, "solvers": 3,
     "match": 4,
     "classify": 5,
     "analytics": 6,

@@ -23,9 +23,11 @@ from ..index.sparse import SparseIndex
 from ..index.topk import top_k
 from ..ingest.records import from_any, text_of
 from ..ingest.tables import Rejection
+from ..solvers.consortium import Consortium, ConsortiumModel
+from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict
 from . import filters as filt
-from . import saved
+from . import saved, teams
 from .explain import EXPLAIN_FIELDS, explain
 from .fusion import fuse
 from .results import SIDES, Matches
@@ -260,10 +262,16 @@ class MatchEngine:
         ``Matches.rejected``. The result arrays are (queries, min(k, records in the index)): a k beyond the index
         size allocates nothing for slots no record could fill.
         """
+        # one snapshot for the whole batch, whatever writers do meanwhile
+        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress)
+
+    def _match_in(self, st: Snapshot, queries: RecordsLike | Sequence[str], k: int,
+                  filters: filt.Filters | Iterable[str] | None, explain_matches: bool, show_progress: bool
+                  ) -> Matches:
+        """:meth:`match` against snapshot ``st``."""
         if k < 1:
             raise ValueError("k must be at least 1")
         recs, rejects = self._queries(queries)
-        st = self._snap  # one snapshot for the whole batch, whatever writers do meanwhile
         k = min(k, len(st.ids))
         keep = st.filters.mask(filt.parse([filters] if isinstance(filters, str) else filters))
         out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
@@ -329,6 +337,29 @@ class MatchEngine:
                    for o in order]
         best = cands[order] if st.to_live is None else st.to_live[cands[order]]
         return best, fused[order], signals
+
+    # ---- solvers and consortia (揭榜挂帅, 创新联合体) ------------------------------------------------------------
+    def solvers(self, needs: RecordsLike | Sequence[str], k: int = 5, filters: filt.Filters | Iterable[str] | None
+                = None, unit: str = "owner", model: VotingModel | None = None, show_progress: bool = False
+                ) -> SolverRanking:
+        """The ``k`` owners (or ``unit="team"`` / ``"leader"``) best placed to solve each challenge, ranked by the
+        votes of their matched achievements (:mod:`qcy_match.solvers.votes`), with the supporting records.
+
+        ``filters`` restrict the achievements that vote, as in :meth:`match`. Records naming no owner are listed
+        in ``unowned``, never guessed; an index without the ``unit`` column raises ValueError.
+        """
+        return teams.solvers(self, self._snap, needs, k, filters, unit, model, show_progress)
+
+    def consortium(self, needs: RecordsLike | Sequence[str], max_members: int = 3,
+                   filters: filt.Filters | Iterable[str] | None = None, unit: str = "owner",
+                   model: ConsortiumModel | None = None, voting: VotingModel | None = None,
+                   show_progress: bool = False) -> Consortium:
+        """For each challenge, at most ``max_members`` owners that together cover the most of its parts with the
+        strongest evidence, preferring partners in the challenge's region group when evidence is close
+        (:mod:`qcy_match.solvers.consortium`); ``model`` overrides the other choice parameters.
+        """
+        model = dataclasses.replace(model or ConsortiumModel(), max_members=max_members)
+        return teams.consortium(self, self._snap, needs, model, filters, unit, voting, show_progress)
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:

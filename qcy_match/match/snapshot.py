@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,11 @@ class Snapshot:
     def filters(self) -> FilterIndex:
         """Filter masks over the live records, grouped by distinct value and cached (see FilterIndex)."""
         return FilterIndex(self.records)
+
+    @cached_property
+    def derived(self) -> dict[str, Any]:
+        """Tables other stages derive from these records, by name, built once per snapshot (e.g. owner tables)."""
+        return {}
 
     @cached_property
     def id_index(self) -> pd.Index:
