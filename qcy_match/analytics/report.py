@@ -29,6 +29,14 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "gap_region": ("供需缺口：按区域 Gap by region (关中/陕北/陕南)", ""),
     "unmatched_needs": ("无良好匹配的需求 Needs without a good match",
                         "Where to look for new technology or organise a 揭榜挂帅 open call."),
+    "open_call_solvers": ("揭榜挂帅：可能的揭榜方 Who could take on the needs without a good match",
+                          "For each need above: owners ranked by the votes of their matched achievements "
+                          "(expCombSUM), with the supporting achievements."),
+    "open_call_consortia": ("创新联合体建议 Proposed consortia for those needs",
+                            "Each need split into its parts; at most 3 owners that cover the most parts with the "
+                            "strongest evidence, partners in the need's region group preferred when evidence is "
+                            "close (the note says so)."),
+    "open_call_uncovered": ("联合体未覆盖的部分 Parts no proposed member covers", ""),
     "roadshow_shortlist": ("路演推介名单 Roadshow shortlist", "Greedy maximum coverage: each slot adds the achievement "
                            "that serves the most needs not yet served (each need counted once)."),
     "roadshow_invitations": ("拟邀请企业 Enterprises to invite", ""),
@@ -59,6 +67,8 @@ def build_tables(analysis: an.DemandAnalysis, slots: int = 5, chain: str | None 
     for dim in an.DIMENSIONS:
         tables[f"gap_{dim}"] = an.gap_table(analysis, dim)
     tables["unmatched_needs"] = an.unmatched_needs(analysis)
+    open_call = _open_call(analysis, tables["unmatched_needs"])
+    tables.update(open_call)
     shortlist, invitations = an.roadshow(analysis, slots, chain=chain, industry=industry, region=region)
     tables["roadshow_shortlist"], tables["roadshow_invitations"] = shortlist, invitations
     tables["unused_by_industry"] = an.unused_by(analysis, "industry")
@@ -79,6 +89,8 @@ def build_tables(analysis: an.DemandAnalysis, slots: int = 5, chain: str | None 
                     f"{int(shortlist['covered_total'].max()) if len(shortlist) else 0} distinct needs",
         "need_topics": _topic_note(need_topics, "needs"),
         "achievement_topics": _topic_note(ach_topics, "achievements"),
+        "open_call_solvers": "" if open_call else "no need lacks a good match, or the achievements name no owner "
+                             "(owner, 完成单位, 所属单位, 申报单位 or 单位 column): no solvers or consortia to propose",
     }
     tables["calibration"] = pd.DataFrame([
         {"item": "needs", "value": str(len(analysis.needs))},
@@ -95,6 +107,19 @@ def build_tables(analysis: an.DemandAnalysis, slots: int = 5, chain: str | None 
                                                "via qcy_match/data/shaanxi_chains.json"},
     ])
     return Report(tables, notes)
+
+
+def _open_call(analysis: an.DemandAnalysis, unmatched: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Solvers and consortia for the needs without a good match; empty when the achievements name no owner."""
+    if "owner" not in analysis.achievements or not len(unmatched):
+        return {}
+    needs = analysis.needs[analysis.needs["id"].isin(set(unmatched["need_id"]))]
+    engine = analysis.engine
+    solvers = engine.solvers(needs).table
+    solvers.insert(1, "need_title", solvers["need_id"].map(needs.set_index("id")["title"]))
+    consortia = engine.consortium(needs)
+    return {"open_call_solvers": solvers, "open_call_consortia": consortia.members,
+            "open_call_uncovered": consortia.uncovered}
 
 
 def _topic_note(topics: tp.Topics, side: str) -> str:

@@ -23,6 +23,7 @@ from .common import (
 from .matching import _add_stream_options, _add_update_options, cmd_demo, cmd_index, cmd_match
 from .report import _add_report_parser, cmd_report
 from .serve import _add_serve_parsers, cmd_serve, cmd_token
+from .solvers import _add_solvers_parsers, cmd_consortium, cmd_solvers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(p, sheet=False)
     _add_classify_parser(sub)
     _add_report_parser(sub)
+    _add_solvers_parsers(sub)
     _add_bench_parser(sub)
     _add_serve_parsers(sub)
     return ap
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
-                "report": cmd_report, "bench": cmd_bench, "serve": cmd_serve, "token": cmd_token}
+                "report": cmd_report, "bench": cmd_bench, "serve": cmd_serve, "token": cmd_token,
+                "solvers": cmd_solvers, "consortium": cmd_consortium}
     try:
         commands[args.command](args)
     except KeyboardInterrupt as exc:

@@ -346,7 +346,8 @@ class MatchEngine:
         votes of their matched achievements (:mod:`qcy_match.solvers.votes`), with the supporting records.
 
         ``filters`` restrict the achievements that vote, as in :meth:`match`. Records naming no owner are listed
-        in ``unowned``, never guessed; an index without the ``unit`` column raises ValueError.
+        in ``unowned``, never guessed; records without the ``unit`` column raise :class:`~qcy_match.errors.InputError`
+        and an index of needs :class:`~qcy_match.errors.UsageError`.
         """
         return teams.solvers(self, self._snap, needs, k, filters, unit, model, show_progress)
 

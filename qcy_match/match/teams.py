@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..errors import UsageError
 from ..solvers import consortium as cons
 from ..solvers.parts import split_records
 from ..solvers.votes import (
@@ -45,7 +46,7 @@ def owner_table(st: Snapshot, unit: str) -> OwnerTable:
 
 def _check_side(engine: MatchEngine) -> None:
     if engine.side_ != "achievements":
-        raise ValueError("solvers and consortia need an index of achievements (their owners are the solvers)")
+        raise UsageError("solvers and consortia need an index of achievements (their owners are the solvers)")
 
 
 def solvers(engine: MatchEngine, st: Snapshot, needs: RecordsLike | Sequence[str], k: int, filters: Any, unit: str,

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import InputError
 from ..ingest.owners import OWNER_FIELDS, owners_of
 from ..ingest.records import MATURITY
 from ..ingest.tables import Rejection
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("expcombsum", "combsum", "combmnz", "combmax", "votes", "rr")
 EVIDENCE_SHOWN = 10  # supporting records written out per owner (all are counted)
+RELEVANT_SHARE = 0.5  # a matched record is evidence when it scores at least this share of the challenge's best
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,12 +86,13 @@ class OwnerTable:
     def from_records(cls, records: pd.DataFrame, unit: str = "owner") -> OwnerTable:
         """The table of ``unit`` (``owner``, ``team`` or ``leader``) over prepared records.
 
-        Raises ValueError when the records have no such column: owners are read, never guessed.
+        Raises :class:`~qcy_match.errors.InputError` when the records have no such column: owners are read, never
+        guessed.
         """
         if unit not in OWNER_FIELDS:
             raise ValueError(f"unit must be one of {', '.join(OWNER_FIELDS)}, not {unit!r}")
         if unit not in records.columns:
-            raise ValueError(f"the records have no {unit!r} column (for owners: owner, 完成单位, 所属单位, 申报单位 or "
+            raise InputError(f"the records have no {unit!r} column (for owners: owner, 完成单位, 所属单位, 申报单位 or "
                              "单位); solvers are read from it, never guessed")
         lists = [owners_of(c) for c in records[unit]]
         counts = np.fromiter((len(x) for x in lists), np.int64, len(lists))
@@ -115,11 +118,12 @@ class SolverRanking:
     """Owners ranked per challenge: arrays of shape (challenges, k), best first, plus their table form.
 
     ``owners[i, j]`` is the j-th best owner for challenge ``query_ids[i]`` (None past the owners found), with score
-    ``scores[i, j]`` and supporting records ``evidence[i][j]``: (achievement id, match score), best first.
+    ``scores[i, j]`` and supporting records ``evidence[i][j]``: (achievement id, match score) of its relevant
+    records (see :func:`supporting`), best first.
     ``table``: one row per (challenge, owner): ``need_id, owner, rank, score, evidence`` (``id:score; …``, the best
-    ten), ``n_achievements`` (its records among the challenge's top ``depth`` matches), ``best_maturity`` among
-    them, ``region`` (the owner's home region group). ``unowned``: matched records that name no owner, reported
-    and left out (never guessed). ``rejected``: challenges that failed validation.
+    ten), ``n_relevant`` (its relevant records: scoring at least half the challenge's best match, or its best one
+    alone), ``best_maturity`` among them, ``region`` (the owner's home region group). ``unowned``: matched records
+    that name no owner, reported and left out (never guessed). ``rejected``: challenges that failed validation.
     """
 
     query_ids: list[str]
@@ -222,14 +226,21 @@ def rank_solvers(query_ids: Sequence[str], indices: np.ndarray, scores: np.ndarr
 
 
 def supporting(indices: np.ndarray, scores: np.ndarray, table: OwnerTable, depth: int, records: pd.DataFrame
-             ) -> dict[tuple[int, int], list[tuple[str, float]]]:
-    """(challenge, owner) → its matched records as (id, score), best first."""
+               ) -> dict[tuple[int, int], list[tuple[str, float]]]:
+    """(challenge, owner) → its relevant matched records as (id, score), best first.
+
+    Relevant: scoring at least :data:`RELEVANT_SHARE` of the challenge's best match (deep records still vote, with
+    weights near zero, but are no evidence to show); an owner's best record is always kept.
+    """
     ex = _explode(indices, scores, table, depth)
     ids = records["id"].astype(str).to_numpy()
+    top = np.nanmax(np.where(indices >= 0, scores, np.nan), axis=1, initial=0.0) if indices.size else np.zeros(0)
     out: dict[tuple[int, int], list[tuple[str, float]]] = {}
     for qi, oi, pos, s in zip(ex["q"].to_numpy(), ex["owner"].to_numpy(), ex["pos"].to_numpy(), ex["s"].to_numpy(),
                               strict=True):  # rows come in rank order within each challenge
-        out.setdefault((int(qi), int(oi)), []).append((str(ids[pos]), round(float(s), 4)))
+        got = out.setdefault((int(qi), int(oi)), [])
+        if not got or s >= RELEVANT_SHARE * top[qi]:
+            got.append((str(ids[pos]), round(float(s), 4)))
     return out
 
 
@@ -246,9 +257,9 @@ def _table(query_ids: Sequence[str], top: pd.DataFrame, table: OwnerTable,
         known = [m for m in levels if m in order]
         rows.append({"need_id": query_ids[qi], "owner": table.names[oi], "rank": int(ri), "score": round(score, 6),
                      "evidence": "; ".join(f"{a}:{s:.3f}" for a, s in ev[:EVIDENCE_SHOWN]),
-                     "n_achievements": len(ev), "best_maturity": max(known, key=order.__getitem__) if known else "",
+                     "n_relevant": len(ev), "best_maturity": max(known, key=order.__getitem__) if known else "",
                      "region": table.home[oi]})
-    return pd.DataFrame(rows, columns=["need_id", "owner", "rank", "score", "evidence", "n_achievements",
+    return pd.DataFrame(rows, columns=["need_id", "owner", "rank", "score", "evidence", "n_relevant",
                                        "best_maturity", "region"])
 
 
