@@ -11,7 +11,7 @@ E5     := $(VENV)/.e5-installed
 SERVE  := $(VENV)/.serve-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench clean report report-check browser-deps bench-serve
+.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,11 @@ lint: $(DEV)
 bench: $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.run --out benchmarks/results
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/classify_quality.py
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.solvers --out benchmarks/results
+
+# Solver ranking and consortia alone (揭榜挂帅 / 创新联合体; ~2 min, core install only).
+bench-solvers: $(CORE)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.solvers --out benchmarks/results
 
 # Load test of `qcy-match serve` on loopback (16 clients, 60 s reads, 60 s reads + writes) against the in-process
 # library: benchmarks/results/serve_load.{json,md}. About 4 minutes.

@@ -94,12 +94,20 @@ def run(data: SolverData, encoder: str) -> dict[str, Any]:
     m = engine.match(singles.drop(columns=["split", "kind", "parts"]), k=max(DEPTHS), explain_matches=False)
     t_index = time.time() - t0
     grid = []
+    lists = {}
     for model in [BASELINE, *voting_grid()]:
         ranked = _ranked(m.query_ids, votes(m.indices, m.scores, table, model), table, 5)
+        lists[model] = ranked
         grid.append({"model": asdict(model), **{s: ranking_metrics(ranked, data.truth, ids[s]) for s in SPLITS}})
     baseline, rest = grid[0], grid[1:]
     best = max(rest, key=lambda g: (g["dev"]["nDCG@5"], g["dev"]["P@1"]))
     chosen = VotingModel(**best["model"])
+    for s in SPLITS:  # per challenge: does the chosen model's nDCG@5 beat, tie or lose to the baseline's?
+        mine = [ndcg_at_k([lists[chosen][q]], [data.truth[q][0]], 5) for q in ids[s]]
+        base = [ndcg_at_k([lists[BASELINE][q]], [data.truth[q][0]], 5) for q in ids[s]]
+        diff = np.array(mine) - np.array(base)
+        best[s]["vs_baseline"] = {"wins": int((diff > 1e-9).sum()), "ties": int((abs(diff) <= 1e-9).sum()),
+                                  "losses": int((diff < -1e-9).sum())}
     per_method = {meth: max((g for g in rest if g["model"]["method"] == meth),
                             key=lambda g: (g["dev"]["nDCG@5"], g["dev"]["P@1"])) for meth in METHODS}
     default = next(g for g in rest if VotingModel(**g["model"]) == VotingModel())
@@ -178,6 +186,9 @@ def markdown(res: dict[str, Any]) -> str:
     lines.append(row("baseline: owner of the best-matching record", r["baseline"]))
     lines.append(row(f"chosen on dev: {label(r['chosen']['model'])}", r["chosen"]))
     lines.append(row(f"library default: {label(r['default']['model'])}", r["default"]))
+    lines += ["", "Per challenge, chosen vs baseline nDCG@5 (wins / ties / losses): " + "; ".join(
+        f"{s} {r['chosen'][s]['vs_baseline']['wins']} / {r['chosen'][s]['vs_baseline']['ties']} / "
+        f"{r['chosen'][s]['vs_baseline']['losses']}" for s in SPLITS) + "."]
     lines += ["", "Best of each voting model on dev:", "", "| model | dev nDCG@5 | dev P@1 | held-out nDCG@5 | "
               "held-out P@1 |", "|---|---|---|---|---|"]
     for g in r["per_method"].values():
