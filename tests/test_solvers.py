@@ -191,7 +191,7 @@ def test_choose_covers_both_parts_and_prefers_the_region_when_close():
     assert plain.members == [0, 1] and plain.covers.all(axis=0).tolist() == [False, False]
     assert plain.covers.any(axis=0).all() and plain.note == ""
     local = choose(ev, regions, "关中", ConsortiumModel(), names=["甲", "乙", "丙"])
-    assert local.members == [0, 2] and "丙(关中)" in local.note and "乙(陕北)" in local.note
+    assert local.members == [0, 2] and "丙(关中) instead of 乙(陕北)" in local.note
     strict = choose(ev, regions, "关中", ConsortiumModel(closeness=0.0))
     assert strict.members == [0, 1] and strict.note == ""
     one = choose(ev, regions, "", ConsortiumModel(max_members=1))
@@ -201,6 +201,10 @@ def test_choose_covers_both_parts_and_prefers_the_region_when_close():
 def test_choose_drops_members_that_add_nothing():
     ev = np.array([[1.0, 1.0], [0.9, 0.9], [0.8, 0.0]])
     assert choose(ev, ["", "", ""], "", ConsortiumModel()).members == [0]
+    # A local partner that would only ride along is not added for the region's sake.
+    assert choose(ev, ["陕北", "陕北", "关中"], "关中", ConsortiumModel()).members == [0]
+    # ... but a local one nearly as strong takes the place of a distant one.
+    assert choose(ev, ["陕北", "关中", "关中"], "关中", ConsortiumModel()).members == [1]
     assert choose(np.zeros((0, 2)), [], "", ConsortiumModel()).members == []
 
 

@@ -4,14 +4,15 @@ Each part of a challenge (:mod:`qcy_match.solvers.parts`) ranks owners by the vo
 (:mod:`qcy_match.solvers.votes`); an owner's *evidence* on a part is its vote divided by the best owner's vote on
 that part (1.0 = the strongest), and it *covers* the part when that share reaches ``cover_ratio``. The members are
 the set of at most ``max_members`` owners that covers the most parts, then has the largest evidence summed over
-parts (each part counted once, through its strongest member): a weighted maximum coverage. Challenges have a
-handful of parts and each part a handful of plausible owners, so every set is tried and the optimum is exact;
+parts (each part counted once, through its strongest member): a weighted maximum coverage, over sets whose every
+member adds evidence (none rides along). Challenges have a handful of parts and each part a handful of plausible
+owners, so every set is tried and the optimum is exact;
 :func:`qcy_match.analytics.demand.greedy_cover` (the roadshow's unit-weight greedy cover) is not reused because
 the evidence differs per owner and part and the region rule below compares whole sets.
 
 Region: among the sets covering as many parts with evidence within ``closeness`` of the best, the one with the
-fewest members outside the challenge's region group (关中/陕北/陕南) wins, then the smallest; when that changes
-the proposal, the note says which partners were preferred and at what cost in evidence.
+most members in the challenge's region group (关中/陕北/陕南) wins, then the strongest; when that changes the
+proposal, the note says which partners were preferred to which, and at what cost in evidence.
 """
 
 from __future__ import annotations
@@ -56,10 +57,17 @@ class Choice:
 
 
 def _evaluate(eff: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every set of ``size`` candidates: the sets, parts covered, summed evidence."""
+    """Every set of ``size`` candidates in which each member adds evidence (leaving it out would lower the sum):
+    the sets, parts covered, summed evidence.
+    """
     sets = np.array(list(combinations(range(eff.shape[0]), size)), dtype=np.int64).reshape(-1, size)
-    best = eff[sets].max(axis=1)
-    return sets, (best > 0).sum(axis=1), best.sum(axis=1)
+    vals = eff[sets]  # sets × members × parts
+    best = vals.max(axis=1)
+    needed = np.ones(len(sets), bool)
+    for i in range(size):
+        others = np.delete(vals, i, axis=1).max(axis=1) if size > 1 else np.zeros_like(best)
+        needed &= (vals[:, i, :] > others + 1e-12).any(axis=1)
+    return sets[needed], (best[needed] > 0).sum(axis=1), best[needed].sum(axis=1)
 
 
 def choose(evidence: np.ndarray, regions: Sequence[str], need_region: str, model: ConsortiumModel,
@@ -67,35 +75,36 @@ def choose(evidence: np.ndarray, regions: Sequence[str], need_region: str, model
     """Members for one challenge from ``evidence`` (candidates × parts, each column's best = 1.0, 0 = no vote).
 
     ``regions``: each candidate's home region group ('' unknown); ``need_region``: the challenge's ('' unknown:
-    no preference); ``names`` are used in the note.
+    no preference); ``names`` are used in the note. Only sets whose every member adds evidence are considered.
     """
     model.check()
     covers = evidence >= model.cover_ratio
     eff = np.where(covers, evidence, 0.0)
     if eff.shape[0] == 0 or not covers.any():
         return Choice([], np.zeros((0, evidence.shape[1]), bool), 0.0)
-    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
-        _evaluate(eff, s) for s in range(1, min(model.max_members, eff.shape[0]) + 1)]
+    groups = [g for g in (_evaluate(eff, s) for s in range(1, min(model.max_members, eff.shape[0]) + 1))
+              if len(g[0])]
     top_cov = max(int(c.max()) for _, c, _ in groups)
     top_ev = max(float(e[c == top_cov].max()) for _, c, e in groups if (c == top_cov).any())
-    away = np.array([bool(need_region) and r != need_region for r in regions])
-    # (members away from the challenge's region, size, -evidence, members) of every set close to the best.
-    options: list[tuple[int, int, float, tuple[int, ...]]] = []
+    local = np.array([bool(need_region) and r == need_region for r in regions])
+    # (-members in the challenge's region, -evidence, size, members) of every set close to the best.
+    options: list[tuple[int, float, int, tuple[int, ...]]] = []
     for sets, cov, ev in groups:
         for row in np.flatnonzero((cov == top_cov) & (ev >= (1 - model.closeness) * top_ev - 1e-12)):
             members = tuple(int(x) for x in sets[row])
-            options.append((int(away[list(members)].sum()), len(members), -float(ev[row]), members))
-    n_away, _, neg_ev, chosen = min(options)
-    plain = min(options, key=lambda o: (o[2], o[1], o[3]))  # what the evidence alone would choose
+            options.append((-int(local[list(members)].sum()), -float(ev[row]), len(members), members))
+    n_local, neg_ev, _, chosen = min(options)
+    plain = min(options, key=lambda o: o[1:])  # what the evidence alone would choose
     note = ""
-    if n_away < plain[0]:
+    if n_local < plain[0]:
         label = list(names) if names is not None else [str(i) for i in range(len(regions))]
 
         def who(ms: Sequence[int]) -> str:
             return "、".join(f"{label[m]}({regions[m] or '未知'})" for m in ms)
 
-        note = (f"同区域优先 ({need_region}): chose {who(chosen)} over {who(plain[3])}; evidence {-neg_ev:.2f} vs "
-                f"{-plain[2]:.2f} (within {model.closeness:.0%} of the best)")
+        note = (f"同区域优先 ({need_region}): {who([m for m in chosen if m not in plain[3]])} instead of "
+                f"{who([m for m in plain[3] if m not in chosen])}; evidence {-neg_ev:.2f} vs {-plain[1]:.2f} "
+                f"(within {model.closeness:.0%} of the best)")
     led = eff[list(chosen)]
     leads = ((led >= led.max(axis=0)) & (led > 0)).sum(axis=1)
     order = sorted(range(len(chosen)), key=lambda i: (-int(leads[i]), -float(led[i].sum()), chosen[i]))
