@@ -282,9 +282,10 @@ def test_fixture_records_shape(achievements, needs):
 
 def test_canonical_columns_maps_aliases_and_keeps_unknown():
     mapping = canonical_columns(["编号", "成果名称", "摘要", "所属行业", "所在地", "关键字", "技术成熟度", "转化方式",
-                                 "owner", "Title"])
+                                 "完成单位", "budget", "Title"])
     assert mapping == {"编号": "id", "成果名称": "title", "摘要": "description", "所属行业": "industry",
-                       "所在地": "region", "关键字": "keywords", "技术成熟度": "maturity", "转化方式": "transfer_mode"}
+                       "所在地": "region", "关键字": "keywords", "技术成熟度": "maturity", "转化方式": "transfer_mode",
+                       "完成单位": "owner"}
     # The first column mapping to a field wins; a second alias of 'title' stays a metadata column.
     assert "Title" not in mapping
 
