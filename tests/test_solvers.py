@@ -345,3 +345,16 @@ def test_benchmark_metrics():
     assert coverage({"C": ["a", "b"]}, truth, ["C"]) == 1.0
     assert coverage({"C": ["a"]}, truth, ["C"]) == 0.0
     assert coverage({"C": ["a", "b"]}, truth, ["C"], grade=2) == 0.0
+
+
+def test_cli_checks_before_writing(tmp_path, achievements_path, needs_path, owned):
+    out = tmp_path / "s.csv"
+    base = ["--needs", str(needs_path), "--out", str(out), "--encoder", "lsa"]
+    plain = tmp_path / "plain.jsonl"  # achievements without any owner column
+    rows = owned.drop(columns=["region_city", "region_group", "owner"]).to_dict(orient="records")
+    plain.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    assert main(["solvers", "--achievements", str(plain), *base]) == 3
+    assert main(["solvers", "--achievements", str(achievements_path), "--filter", "colour=red", *base]) == 2
+    assert not out.exists() and not (tmp_path / "s.rejected.csv").exists()
+    assert main(["consortium", "--achievements", str(achievements_path), "--needs", str(needs_path), "--out",
+                 str(needs_path.with_suffix(".jsonl")), "--encoder", "lsa"]) == 4  # would replace an input

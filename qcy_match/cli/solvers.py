@@ -8,7 +8,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, _add_engine_options, _add_input_options, _config, _finish_rejects, _load, _progress
+from .common import (
+    CliError,
+    _add_engine_options,
+    _add_input_options,
+    _check_paths,
+    _config,
+    _finish_rejects,
+    _load,
+    _progress,
+    _rejects_path,
+)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -38,16 +48,33 @@ def _add_solvers_parsers(sub: Any) -> None:
     p.add_argument("--max-members", type=int, default=3, help="members per consortium (default 3)")
 
 
-def _engine(args: argparse.Namespace, rejects: list[Any]) -> Any:
-    """The achievements' engine: loaded from --index or built from --achievements."""
+def _prepare(args: argparse.Namespace, sidecars: list[str]) -> tuple[Any, Any, list[Any], Any]:
+    """Everything before the work, in the order the other commands keep: outputs checked against the inputs, filters
+    parsed, the achievements' engine loaded from --index or built, the needs read, filter keys checked against the
+    achievements; nothing is written yet. Returns (engine, needs, rejected rows, parsed filters).
+    """
+    from ..match import filters as filt
     from ..match.engine import MatchEngine
+    from ..solvers.votes import require_unit
 
+    config = _config(args) if args.achievements else None
+    outputs = [args.out, *(_sidecar(args.out, name) for name in sidecars), _rejects_path(args, args.out)]
+    _check_paths(outputs, [args.achievements, args.needs],
+                 [args.index, *map(Path, config.user_dicts if config else [])])
+    parsed = filt.parse(args.filter)
+    rejects: list[Any] = []
     if args.index:
         engine = MatchEngine.load(args.index)
         if engine.side_ != "achievements":
             raise CliError(f"{args.index} indexes needs; solvers and consortia need an index of achievements")
-        return engine
-    return MatchEngine(_config(args)).index(_load(args.achievements, rejects), show_progress=_progress(args))
+    else:
+        achievements = _load(args.achievements, rejects, sheet=args.sheet)
+        engine = MatchEngine(config).index(achievements, show_progress=_progress(args))
+    needs = _load(args.needs, rejects, sheet=args.sheet)
+    # An unknown filter key or a missing owner column fails here, before any output is written.
+    filt.mask(engine.records_, parsed)
+    require_unit(engine.records_, args.unit)
+    return engine, needs, rejects, parsed
 
 
 def _sidecar(out: Path, name: str) -> Path:
@@ -71,11 +98,9 @@ def cmd_solvers(args: argparse.Namespace) -> None:
         raise CliError("--top-k must be at least 1")
     voting = _voting(args)
     t0 = time.time()
-    rejects: list[Any] = []
-    engine = _engine(args, rejects)
-    needs = _load(args.needs, rejects)
+    engine, needs, rejects, parsed = _prepare(args, ["unowned"])
     report = _finish_rejects(args, rejects, args.out)
-    res = engine.solvers(needs, k=args.top_k, filters=args.filter, unit=args.unit, model=voting,
+    res = engine.solvers(needs, k=args.top_k, filters=parsed, unit=args.unit, model=voting,
                          show_progress=_progress(args))
     write_table(res.table, args.out)
     print(f"ranked {args.unit}s for {len(res.query_ids)} challenges: {len(res.table)} rows → {args.out} "
@@ -91,11 +116,9 @@ def cmd_consortium(args: argparse.Namespace) -> None:
         raise CliError("--max-members must be at least 1")
     voting = _voting(args)
     t0 = time.time()
-    rejects: list[Any] = []
-    engine = _engine(args, rejects)
-    needs = _load(args.needs, rejects)
+    engine, needs, rejects, parsed = _prepare(args, ["uncovered", "unowned"])
     report = _finish_rejects(args, rejects, args.out)
-    res = engine.consortium(needs, max_members=args.max_members, filters=args.filter, unit=args.unit,
+    res = engine.consortium(needs, max_members=args.max_members, filters=parsed, unit=args.unit,
                             model=ConsortiumModel(), voting=voting, show_progress=_progress(args))
     write_table(res.members, args.out)
     open_path = _sidecar(args.out, "uncovered")

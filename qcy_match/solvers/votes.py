@@ -66,6 +66,17 @@ class VotingModel:
 BASELINE = VotingModel(method="combmax", share=False)
 
 
+def require_unit(records: pd.DataFrame, unit: str) -> None:
+    """Raise unless ``records`` have the ``unit`` column (``owner``, ``team`` or ``leader``): owners are read from
+    it, never guessed (:class:`~qcy_match.errors.InputError`; ValueError for an unknown unit).
+    """
+    if unit not in OWNER_FIELDS:
+        raise ValueError(f"unit must be one of {', '.join(OWNER_FIELDS)}, not {unit!r}")
+    if unit not in records.columns:
+        raise InputError(f"the records have no {unit!r} column (for owners: owner, 完成单位, 所属单位, 申报单位 or "
+                         "单位); solvers are read from it, never guessed")
+
+
 @dataclasses.dataclass
 class OwnerTable:
     """Which records each owner holds: record position → owner numbers (CSR), built once per set of records.
@@ -89,11 +100,7 @@ class OwnerTable:
         Raises :class:`~qcy_match.errors.InputError` when the records have no such column: owners are read, never
         guessed.
         """
-        if unit not in OWNER_FIELDS:
-            raise ValueError(f"unit must be one of {', '.join(OWNER_FIELDS)}, not {unit!r}")
-        if unit not in records.columns:
-            raise InputError(f"the records have no {unit!r} column (for owners: owner, 完成单位, 所属单位, 申报单位 or "
-                             "单位); solvers are read from it, never guessed")
+        require_unit(records, unit)
         lists = [owners_of(c) for c in records[unit]]
         counts = np.fromiter((len(x) for x in lists), np.int64, len(lists))
         flat = [n for x in lists for n in x]
