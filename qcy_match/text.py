@@ -284,7 +284,7 @@ class Tokenizer:
         """
         s = text if normalized else normalize(text)
         fine = self.search_mode if search_mode is None else search_mode
-        cut = self._segmenter()[1 if fine else 0]
+        cut = (self._cuts or self._segmenter())[1 if fine else 0]  # no lock once built: _cuts is set once, whole
         parts = _PROTECTED_SPLIT.split(s)
         if len(parts) == 1:
             raw = cut(s) if s else []
