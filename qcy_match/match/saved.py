@@ -96,7 +96,8 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True) -> E:
 def _config(root: Path, manifest: dict[str, Any]) -> EngineConfig:
     """The saved config, its user dictionaries pointing at their copies in ``root``."""
     try:
-        config = EngineConfig.from_dict(manifest["config"])
+        # Indexes saved before the tokenizer setting existed were all cut by jieba.
+        config = EngineConfig.from_dict({"tokenizer": "jieba", **manifest["config"]})
     except ValueError as exc:
         raise IndexFormatError(f"{root}: manifest config is invalid ({exc})") from exc
     for i, name in enumerate(config.user_dicts):
