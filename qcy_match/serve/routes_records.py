@@ -27,6 +27,13 @@ async def get_record(record_id: str, request: Request) -> JSONResponse:
     return JSONResponse(found)
 
 
+def _within_limit(request: Request, field: str, count: int) -> None:
+    """Refuse a write that names more records than one request may (``--max-records``)."""
+    limit = request.app.state.settings.max_records
+    if count > limit:
+        raise FieldError(field, f"at most {limit} {field} per request (got {count})")
+
+
 async def _writable(request: Request) -> None:
     if request.app.state.service.wal is None:
         raise Denied(403, "this server is read-only (start it with --writable to accept updates)")
@@ -37,9 +44,7 @@ async def _writable(request: Request) -> None:
              responses=_ERRORS)
 async def upsert(body: UpsertRequest, request: Request) -> JSONResponse:
     """A record whose id is indexed replaces it. The reply comes after the update is in the write-ahead log."""
-    limit = request.app.state.settings.max_records
-    if len(body.records) > limit:
-        raise FieldError("records", f"at most {limit} records per request (got {len(body.records)})")
+    _within_limit(request, "records", len(body.records))
     records = [r.model_dump(exclude_none=True) for r in body.records]
     result = await run_blocking(request, request.app.state.service.upsert, records)
     metrics = request.app.state.metrics
@@ -53,9 +58,7 @@ async def upsert(body: UpsertRequest, request: Request) -> JSONResponse:
              responses=_ERRORS)
 async def delete(body: DeleteRequest, request: Request) -> JSONResponse:
     """When this answers, no query sees the deleted records; unknown ids come back as ``missing``."""
-    limit = request.app.state.settings.max_records
-    if len(body.ids) > limit:
-        raise FieldError("ids", f"at most {limit} ids per request (got {len(body.ids)})")
+    _within_limit(request, "ids", len(body.ids))
     result = await run_blocking(request, request.app.state.service.delete, list(dict.fromkeys(body.ids)))
     request.app.state.metrics.writes.labels("deleted").inc(len(result["deleted"]))
     return JSONResponse(result)
