@@ -206,3 +206,13 @@ def test_vectors_follow_live_records_after_updates(pool, encoder):
     assert len(vectors) == len(engine.records_) == 28
     fresh = MatchEngine(EngineConfig(encoder="lsa")).index(engine.records_, encoder=encoder)
     np.testing.assert_allclose(vectors, fresh.vectors(), atol=TOL)
+
+
+def test_delete_normalises_ids_like_records(tmp_path):
+    from qcy_match import EngineConfig, MatchEngine
+
+    recs = [{"id": "123", "title": "钛合金薄壁件铣削"}, {"id": "124", "title": "锂电池正极材料"}]
+    engine = MatchEngine(EngineConfig(encoder="lsa")).index(recs)
+    res = engine.delete(["１２３\u200b ", "999"])
+    assert res.deleted == ["123"] and res.missing == ["999"]
+    assert engine.records_["id"].tolist() == ["124"]

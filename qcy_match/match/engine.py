@@ -21,7 +21,7 @@ from ..encoders import Encoder, make_encoder
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
 from ..index.topk import top_k
-from ..ingest.records import from_any, text_of
+from ..ingest.records import from_any, normalize_id, text_of
 from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
@@ -171,8 +171,11 @@ class MatchEngine:
         return self._update(records, replace=True, show_progress=show_progress)
 
     def delete(self, ids: Iterable[str]) -> UpdateResult:
-        """Remove records by id; when this returns, no query sees them. Unknown ids are reported as missing."""
-        want = list(dict.fromkeys(str(i) for i in ids))
+        """Remove records by id; when this returns, no query sees them. Unknown ids are reported as missing.
+
+        Ids are normalised as records' ids are (``１２３`` and ``123 `` name record ``123``).
+        """
+        want = list(dict.fromkeys(normalize_id(i) for i in ids))
         with self._write_lock:
             st = self._snap
             loc = st.id_index.get_indexer(pd.Index(want)) if want else np.empty(0, np.int64)
