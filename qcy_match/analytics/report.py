@@ -146,18 +146,26 @@ def add_plots(report: Report, analysis: an.DemandAnalysis) -> Report:
     return report
 
 
+# What write_report puts in its directory: the files it replaces and the folders it fills (callers check them
+# against their inputs before anything is written).
+PAGE, WORKBOOK = "report.html", "tables.xlsx"
+TABLES, PLOTS = "tables", "plots"
+REPORT_FILES = (PAGE, WORKBOOK)
+REPORT_DIRS = (TABLES, PLOTS)
+
+
 def write_report(report: Report, out: Path, title: str = "秦创原 技术供需分析报告") -> Path:
     """Write ``out/report.html``, ``out/tables/*.csv``, ``out/tables.xlsx`` and ``out/plots/*.png``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tables").mkdir(exist_ok=True)
+    (out / TABLES).mkdir(exist_ok=True)
     for name, df in report.tables.items():
-        write_table(df, out / "tables" / f"{name}.csv")
-    write_sheets(report.tables, out / "tables.xlsx")
+        write_table(df, out / TABLES / f"{name}.csv")
+    write_sheets(report.tables, out / WORKBOOK)
     if report.plots:
-        (out / "plots").mkdir(exist_ok=True)
+        (out / PLOTS).mkdir(exist_ok=True)
         for name, png in report.plots.items():
-            (out / "plots" / f"{name}.png").write_bytes(png)
-    page = out / "report.html"
+            (out / PLOTS / f"{name}.png").write_bytes(png)
+    page = out / PAGE
     page.write_text(render_html(report, title), encoding="utf-8")
     logger.info("report written to %s", page)
     return page

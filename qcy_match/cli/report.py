@@ -20,10 +20,6 @@ from .common import (
     _rejects_path,
 )
 
-# What analytics.report.write_report puts in the report directory: the files it replaces, the folders it fills.
-REPORT_FILES = ("report.html", "tables.xlsx")
-REPORT_DIRS = ("tables", "plots")
-
 
 def _add_report_parser(sub: Any) -> None:
     p = sub.add_parser("report", help="demand analytics: topics, supply–demand gaps, unused supply, roadshow "
@@ -60,9 +56,9 @@ def cmd_report(args: argparse.Namespace) -> None:
             raise CliError(f"--{key}: {exc.__cause__ or exc}") from exc
     output_dir(args.out)
     config = _config(args)
-    _check_paths([*(args.out / name for name in REPORT_FILES), _rejects_path(args, args.out / "input.csv")],
+    _check_paths([*(args.out / name for name in rp.REPORT_FILES), _rejects_path(args, args.out / "input.csv")],
                  [args.achievements, args.needs], list(map(Path, config.user_dicts)),
-                 dirs=[args.out / name for name in REPORT_DIRS])
+                 dirs=[args.out / name for name in rp.REPORT_DIRS])
     t0 = time.time()
     rejects: list[Any] = []
     achievements = _load(args.achievements, rejects, sheet=args.sheet)
