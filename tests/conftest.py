@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from qcy_match import EngineConfig, MatchEngine, load_records
 
 DATA = Path(__file__).parent / "data"
+
+
+def read_jsonl(path: Path) -> pd.DataFrame:
+    """A JSONL output as a frame."""
+    return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()])
+
+
+def write_jsonl(path: Path, rows: list[dict] | list[str]) -> Path:
+    """Rows (dicts, or lines written as given) to a JSONL file."""
+    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")

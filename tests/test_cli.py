@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import read_jsonl, write_jsonl
 
 from qcy_match.cli import main
 
@@ -36,14 +37,6 @@ def assert_one_line_error(rc: int, err: str, expected_rc: int, *fragments: str) 
         assert fragment in lines[0], (fragment, lines[0])
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()])
-
-
-def write_jsonl(path: Path, rows: list[dict] | list[str]) -> Path:
-    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def plain_copy(src: Path, dst: Path) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import write_jsonl
 
 from qcy_match import EngineConfig, InputError, MatchEngine, OutputError, match_file
 from qcy_match.cli import main
@@ -33,10 +34,6 @@ def run(capsys, *args: str | Path) -> tuple[int, str]:
         assert len(lines) == 1 and lines[0].startswith("qcy-match: "), err
     return rc, err
 
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

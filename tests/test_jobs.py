@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import read_jsonl, write_jsonl
 
 from qcy_match import (
     EngineConfig,
@@ -24,13 +25,6 @@ from qcy_match.match.stream import checkpoint_path
 LSA = EngineConfig(encoder="lsa")
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()])
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
