@@ -95,6 +95,13 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def version(path: str | os.PathLike[str]) -> str:
+    """An index directory's identity: the hex SHA-256 of its manifest, which holds the SHA-256 of every file, so
+    any change to the directory changes it. OSError when the manifest cannot be read.
+    """
+    return sha256(resolve(path) / LAYOUT.manifest)
+
+
 def _real(path: str | os.PathLike[str]) -> Path:
     """``path`` with symbolic links resolved: saving through a link replaces the directory it points to, and the
     link stays a link (renaming the link itself would leave the real directory stale).

@@ -269,10 +269,9 @@ def index_identity(index: MatchEngine | str | os.PathLike[str]) -> str:
 def _manifest_digest(index: str | os.PathLike[str]) -> str | None:
     """The SHA-256 of an index directory's manifest, or None when it cannot be read."""
     try:
-        data = (persistence.resolve(index) / persistence.LAYOUT.manifest).read_bytes()
+        return f"manifest sha256:{persistence.version(index)}"
     except OSError:
         return None
-    return f"manifest sha256:{hashlib.sha256(data).hexdigest()}"
 
 
 def _streamed(engine: MatchEngine, identity: str, needs: Path, opts: _Options, resume: bool, strict: bool,

@@ -9,7 +9,6 @@ started with.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -39,9 +38,8 @@ def open_index(path: Path) -> tuple[MatchEngine, dict[str, Any]]:
 def index_info(path: Path) -> dict[str, Any]:
     """The manifest's summary of an index directory (its version is the manifest's digest)."""
     root = persistence.resolve(path)
-    raw = (root / persistence.LAYOUT.manifest).read_bytes()
     manifest = persistence.read_manifest(root, verify=False)  # load() verified every checksum already
-    info = {"name": Path(path).name, "version": hashlib.sha256(raw).hexdigest()[:16],
+    info = {"name": Path(path).name, "version": persistence.version(root)[:16],
             "created": manifest.get("created"), "library_version": manifest.get("library_version"),
             "format_version": manifest.get("format_version"), "side": manifest.get("side"),
             "encoder": manifest.get("encoder", {}).get("name"), "index_kind": manifest.get("index", {}).get("kind"),
