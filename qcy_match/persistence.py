@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -113,7 +114,26 @@ def _old(target: Path) -> Path:
     return target.with_name(f".{target.name}.old")
 
 
-def _fsync_dir(path: Path) -> None:
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` so that a reader or a crash sees the old file or the new one, never half of
+    one: written to a temporary file beside it, fsynced, given ``mode`` (e.g. 0o600 for secrets), then renamed.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (new files, renames) durable."""
     if os.name == "nt":  # Windows cannot open a directory to fsync it; NTFS journals the renames itself
         return
     fd = os.open(path, os.O_RDONLY)
@@ -127,7 +147,7 @@ def _fsync_tree(path: Path) -> None:
     for f in path.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-    _fsync_dir(path)
+    fsync_dir(path)
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
@@ -317,7 +337,7 @@ def _swap(tmp: Path, target: Path) -> None:
         os.rename(target, old)
     # A kill here leaves no target but a complete .old, which resolve() reads and the next save puts back.
     os.rename(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

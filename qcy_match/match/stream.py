@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import persistence
 from ..errors import InputError
 from ..ingest.records import prepare, xlsx_sheet
 from ..ingest.tables import Rejection, iter_table, table_format
@@ -153,12 +154,8 @@ class Checkpointed:
 
     def _record(self, chunks_done: int) -> None:
         size = self.out.stat().st_size if self.out.exists() else 0
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"identity": self.identity, "chunks_done": chunks_done, "bytes": size}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        persistence.write_atomic(self.path, json.dumps({"identity": self.identity, "chunks_done": chunks_done,
+                                                        "bytes": size}))
 
 
 def _fsync(path: Path) -> None:

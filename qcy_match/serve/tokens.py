@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import persistence
 from ..errors import InputError
 
 SCOPES = ("read", "write")
@@ -69,17 +68,7 @@ def create_token(path: Path, scope: str) -> tuple[str, Token]:
     body = {"tokens": [{"id": t.id, "sha256": t.sha256, "scope": t.scope} for t in existing]
             + [{"id": token.id, "sha256": token.sha256, "scope": scope, "created": created}]}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(body, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    persistence.write_atomic(path, json.dumps(body, indent=1), mode=0o600)
     return text, token
 
 

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from .. import persistence
 from ..errors import IndexFormatError
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class WriteAheadLog:
         new = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         if new:  # the file's name must survive a crash too
-            _fsync_dir(self.path.parent)
+            persistence.fsync_dir(self.path.parent)
         self.ops = 0
 
     def replay(self) -> list[dict[str, Any]]:
@@ -99,11 +100,3 @@ class WriteAheadLog:
     def close(self) -> None:
         """Close the file."""
         os.close(self._fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
