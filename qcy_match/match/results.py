@@ -56,10 +56,10 @@ class Matches:
             df = pd.concat([df, expl], axis=1)
         extra: dict[str, Any] = {}
         if corpus is not None:
-            for col in ("industry", "region", "maturity", "transfer_mode", *_metadata(corpus)):
+            for col in ("industry", "region", "maturity", "transfer_mode", *metadata_columns(corpus)):
                 extra[f"{r_label}_{col}"] = _take(corpus[col], doc)
         if queries is not None:
-            for col in _metadata(queries):
+            for col in metadata_columns(queries):
                 extra[f"{q_label}_{col}"] = _take(queries[col], qi)
         if extra:
             df = pd.concat([df, pd.DataFrame(extra)], axis=1)
@@ -77,11 +77,15 @@ def _take(column: pd.Series, rows: np.ndarray) -> pd.Series:
     return out
 
 
-def _metadata(df: pd.DataFrame | None) -> list[str]:
+# Columns of a records frame that are not echoed as metadata: the record fields, derived and private ones.
+NOT_METADATA = frozenset({*FIELDS, "region_city", "region_group", "tokens"})
+
+
+def metadata_columns(df: pd.DataFrame | None) -> list[str]:
+    """Columns echoed as metadata in the output rows: not record fields, not derived, not private."""
     if df is None:
         return []
-    skip = {*FIELDS, "region_city", "region_group", "tokens"}
-    return [c for c in df.columns if c not in skip and not str(c).startswith("_")]
+    return [c for c in df.columns if c not in NOT_METADATA and not str(c).startswith("_")]
 
 
 def _cell(value: Any) -> Any:

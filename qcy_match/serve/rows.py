@@ -13,17 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..ingest.records import FIELDS
-from ..match.results import LABEL, SIDES, Matches, flatten
+from ..match.results import LABEL, NOT_METADATA, SIDES, Matches, flatten, metadata_columns
 
-_SKIP = {*FIELDS, "region_city", "region_group", "tokens"}
 Rows = list[list[dict[str, Any]]]
 QueryColumns = dict[str, list[Any]]
-
-
-def metadata_columns(df: pd.DataFrame) -> list[str]:
-    """Columns echoed as metadata: not record fields, not derived, not private."""
-    return [c for c in df.columns if c not in _SKIP and not str(c).startswith("_")]
 
 
 def cell(value: Any) -> Any:
@@ -47,7 +40,7 @@ def raw_columns(titles: list[str], queries: Sequence[str | Mapping[str, Any]]) -
     appearance, as a frame of these queries would hold them.
     """
     dicts = [q for q in queries if not isinstance(q, str)]
-    keys = dict.fromkeys(k for q in dicts for k in q if k not in _SKIP and not str(k).startswith("_"))
+    keys = dict.fromkeys(k for q in dicts for k in q if k not in NOT_METADATA and not str(k).startswith("_"))
     cols: QueryColumns = {"title": titles}
     for k in keys:
         cols[k] = [None if isinstance(q, str) else cell(q.get(k)) for q in queries]
