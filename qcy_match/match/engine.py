@@ -27,9 +27,9 @@ from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict, resolve_backend
 from . import filters as filt
+from . import pool as pools
 from . import saved, teams
 from .explain import EXPLAIN_FIELDS, explain
-from .fusion import fuse
 from .results import SIDES, Matches
 from .snapshot import Snapshot, changed, compacted
 
@@ -114,6 +114,19 @@ class MatchEngine:
 
         ``encoder``: an already fitted encoder to use as is (e.g. another index's), instead of fitting a new one.
         """
+        recs, tokens, vectors = self._prepared(records, side, show_progress, encoder)
+        snap = self._built(recs, tokens, vectors)
+        with self._write_lock:
+            self._snap = snap
+        logger.info("indexed %d %s (%d rejected), dense index %s", len(recs), side, len(self.rejected_),
+                    snap.dense.kind_)
+        return self
+
+    def _prepared(self, records: RecordsLike, side: str, show_progress: bool, encoder: Encoder | None
+                  ) -> tuple[pd.DataFrame, list[list[str]], np.ndarray]:
+        """Validate, tokenise and encode the records to index (fitting the encoder unless one is given); sets the
+        engine's side, tokeniser, encoder and rejected rows. Returns the usable records, their tokens and vectors.
+        """
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
         recs, rejects = from_any(records)
@@ -128,19 +141,20 @@ class MatchEngine:
         tokens = [self.tokenizer_.tokenize(t, normalized=True)
                   for t in tqdm(texts, desc="tokenise", disable=not show_progress, unit="rec")]
         self.config.tokenizer = self.tokenizer_.backend  # what cut these tokens, for the manifest
-        sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
         d_texts, d_tokens = self._dense_input(recs, texts, tokens)
         self.encoder_: Encoder = encoder if encoder is not None else \
             make_encoder(self.config.encoder, self.config.encoder_params).fit(d_texts, d_tokens)
         vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
+        # a prepared frame is passed through as given, possibly a slice
+        return recs.reset_index(drop=True), tokens, vectors
+
+    def _built(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray) -> Snapshot:
+        """The searchable snapshot of prepared records (see :meth:`_prepared`)."""
+        sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
         dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors)
-        recs = recs.reset_index(drop=True)  # a prepared frame is passed through as given, possibly a slice
         snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
         snap.check()
-        with self._write_lock:
-            self._snap = snap
-        logger.info("indexed %d %s (%d rejected), dense index %s", len(recs), side, len(rejects), dense.kind_)
-        return self
+        return snap
 
     def _texts(self, recs: pd.DataFrame) -> list[str]:
         """Matching texts, cut to ``max_text_chars`` so one huge description cannot stall tokenising or encoding,
@@ -300,10 +314,7 @@ class MatchEngine:
         doc_fields = st.explain_fields if explain_matches else {}
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
-            # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
-            # so it neither loses precision nor needs the parts to meet documents that hold them.
-            q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
-            q_vecs = self.encoder_.encode(*self._dense_input(recs.iloc[chunk], texts[chunk], q_tokens))
+            q_tokens, q_vecs = self._query_inputs(recs.iloc[chunk], texts[chunk])
             d_idx, _ = st.dense.search(q_vecs, pool, mask)
             if explain_matches:
                 q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
@@ -323,28 +334,32 @@ class MatchEngine:
         return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
                        query_side=SIDES[1 - SIDES.index(self.side_)])
 
+    def _query_inputs(self, recs: pd.DataFrame, texts: list[str]) -> tuple[list[list[str]], np.ndarray]:
+        """The tokens and vectors of prepared queries (``texts``: their :meth:`_texts`)."""
+        # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
+        # so it neither loses precision nor needs the parts to meet documents that hold them.
+        q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
+        return q_tokens, self.encoder_.encode(*self._dense_input(recs, texts, q_tokens))
+
     def _match_one(self, st: Snapshot, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int,
                    k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Fuse both signals for one query; returns live indices, scores and per-match signals."""
-        s_all = st.sparse.scores(tokens)
+        keys, fused, signals = pools.fused(self._pool_one(st, st.sparse, tokens, qvec, dense_top, pool, mask), k,
+                                           self.config.dense_weight, self.config.fusion)
+        best = keys if st.to_live is None else st.to_live[keys]
+        return best, fused, signals
+
+    @staticmethod
+    def _pool_one(st: Snapshot, sparse: SparseIndex, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray,
+                  pool: int, mask: np.ndarray | None) -> pools.Pool:
+        """One query's candidates in snapshot ``st`` (positions): the BM25 top ``pool`` scored by ``sparse`` (the
+        snapshot's own, or a shard's view with corpus-wide statistics) and the dense top list ``dense_top``.
+        """
+        s_all = sparse.scores(tokens)
         s_masked = s_all if mask is None else np.where(mask, s_all, -np.inf)
         s_top, s_val = top_k(s_masked, pool)
-        s_top = s_top[s_val > 0]
-        d_top = dense_top[dense_top >= 0]
-        cands = np.unique(np.concatenate([s_top, d_top]))
-        if len(cands) == 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32), []
-        sparse = s_all[cands]
-        dense = st.dense.score(qvec, cands)
-        fused = fuse(sparse, dense, self.config.dense_weight, self.config.fusion)
-        order = np.lexsort((cands, -fused))[:k]
-        s_rank = {int(d): r + 1 for r, d in enumerate(s_top)}
-        d_rank = {int(d): r + 1 for r, d in enumerate(d_top)}
-        signals = [{"bm25_score": round(float(sparse[o]), 4), "bm25_rank": s_rank.get(int(cands[o])),
-                    "dense_score": round(float(dense[o]), 4), "dense_rank": d_rank.get(int(cands[o]))}
-                   for o in order]
-        best = cands[order] if st.to_live is None else st.to_live[cands[order]]
-        return best, fused[order], signals
+        return pools.pool_of(s_top[s_val > 0], dense_top[dense_top >= 0], s_all,
+                             lambda keys: st.dense.score(qvec, keys))
 
     # ---- solvers and consortia (揭榜挂帅, 创新联合体) ------------------------------------------------------------
     def solvers(self, needs: RecordsLike | Sequence[str], k: int = 5, filters: filt.Filters | Iterable[str] | None
