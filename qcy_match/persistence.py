@@ -145,6 +145,9 @@ def fsync_dir(path: Path) -> None:
 
 def _fsync_tree(path: Path) -> None:
     for f in path.iterdir():
+        if f.is_dir():
+            _fsync_tree(f)  # a part (shard) of the directory
+            continue
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     fsync_dir(path)
@@ -283,8 +286,10 @@ def _foreign(target: Path) -> str | None:
     files = manifest.get("files") if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
     if not isinstance(files, dict):
         return f"{LAYOUT.manifest} is not a qcy-match manifest"
+    parts = manifest.get("parts") or {}
     listed = set(files) | {LAYOUT.manifest}
-    other = sorted(name for name, p in entries.items() if name not in listed or (p.is_dir() and not p.is_symlink()))
+    other = sorted(name for name, p in entries.items()
+                   if not (name in listed and not p.is_dir()) and not (name in parts and _part_dir(p)))
     if other:
         return f"holds entries its manifest does not list ({', '.join(other[:5])})"
     return None
@@ -315,20 +320,38 @@ def save_dir(path: str | os.PathLike[str], write: Callable[[Path], dict[str, Any
                 raise IndexFormatError(f"{target}: {why}; refusing to overwrite it (choose a new or empty directory)")
         tmp = _new_tmp(target)
         try:
-            body = write(tmp)
-            files = sorted(p.name for p in tmp.iterdir())
-            body["files"] = {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-                             for name in files}
-            manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **body}
-            with open(tmp / LAYOUT.manifest, "w", encoding="utf-8") as fh:
-                json.dump(manifest, fh, ensure_ascii=False, indent=1)
+            write_manifest(tmp, write(tmp))
             _fsync_tree(tmp)
             _swap(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return target
+
+
+def write_manifest(root: Path, body: dict[str, Any]) -> dict[str, Any]:
+    """Write ``root``'s manifest: ``body`` plus the format, and the size and SHA-256 of every file in ``root``.
+
+    A sub-directory is a *part* (e.g. a shard): an index directory with its own manifest, written first, and
+    listed under ``parts`` with that manifest's SHA-256 and a copy of its file list, so the top manifest vouches
+    for every file below it. Returns the manifest.
+    """
+    body["files"] = {p.name: {"sha256": sha256(p), "bytes": p.stat().st_size}
+                     for p in sorted(root.iterdir()) if not p.is_dir()}
+    parts = {p.name: {**body.get("parts", {}).get(p.name, {}), "manifest_sha256": sha256(p / LAYOUT.manifest),
+                      "files": json.loads((p / LAYOUT.manifest).read_text(encoding="utf-8"))["files"]}
+             for p in sorted(root.iterdir()) if p.is_dir()}
+    if parts:
+        body["parts"] = parts
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **body}
+    with open(root / LAYOUT.manifest, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, ensure_ascii=False, indent=1)
+    return manifest
+
+
+def _part_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def _swap(tmp: Path, target: Path) -> None:
@@ -386,7 +409,8 @@ def read_manifest(path: str | os.PathLike[str], verify: bool = True,
             raise IndexFormatError(f"{root}: manifest lists an invalid file entry {name!r}")
         if allowed is not None and not allowed(name):
             raise IndexFormatError(f"{root}: manifest lists {name}, which is not a file of this kind of directory")
-    known = {*files, LAYOUT.manifest, LOCK_FILE}
+    parts = _parts(root, manifest)
+    known = {*files, *parts, LAYOUT.manifest, LOCK_FILE}
     unlisted = sorted(p.name for p in root.iterdir() if p.name not in known)
     if unlisted:
         raise IndexFormatError(f"{root}: holds entries its manifest does not list ({', '.join(unlisted[:5])}); "
@@ -402,7 +426,43 @@ def read_manifest(path: str | os.PathLike[str], verify: bool = True,
                                    f"{meta['bytes']} (truncated or replaced)")
         if verify and sha256(f) != meta["sha256"]:
             raise IndexFormatError(f"{root}: file {name} fails its SHA-256 check (corrupted or tampered)")
+    for name, meta in parts.items():
+        part = root / name
+        if not _part_dir(part):
+            raise IndexFormatError(f"{root}: part {name} listed in the manifest is missing (or not a directory)")
+        mfile = part / LAYOUT.manifest
+        if not mfile.is_file() or mfile.is_symlink() or sha256(mfile) != meta["manifest_sha256"]:
+            raise IndexFormatError(f"{root}: part {name} has a missing or changed {LAYOUT.manifest} (it fails the "
+                                   "SHA-256 the top manifest lists: a shard was rebuilt, replaced or tampered with)")
     return manifest
+
+
+def read_part(root: Path, manifest: Mapping[str, Any], name: str, verify: bool = True,
+              allowed: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """The manifest of part ``name`` of ``root`` (checked as :func:`read_manifest` checks a directory), refused
+    unless it is the one ``root``'s manifest lists, with the same files.
+    """
+    meta = manifest.get("parts", {}).get(name) if isinstance(manifest.get("parts"), dict) else None
+    if not isinstance(meta, dict):
+        raise IndexFormatError(f"{root}: the manifest lists no part {name!r}")
+    part = read_manifest(root / name, verify=verify, allowed=allowed)
+    if sha256(root / name / LAYOUT.manifest) != meta.get("manifest_sha256") or part["files"] != meta.get("files"):
+        raise IndexFormatError(f"{root}: part {name} is not the one the top manifest lists (its files or its "
+                               "manifest changed); rebuild the index")
+    return part
+
+
+def _parts(root: Path, manifest: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The manifest's ``parts`` entries, checked for shape."""
+    parts = manifest.get("parts", {})
+    if not isinstance(parts, dict):
+        raise IndexFormatError(f"{root}: manifest entry parts is not an object")
+    for name, meta in parts.items():
+        if not (isinstance(name, str) and name and Path(name).name == name and name not in (".", "..")
+                and isinstance(meta, dict) and isinstance(meta.get("manifest_sha256"), str)
+                and _SHA256.fullmatch(meta["manifest_sha256"]) is not None and isinstance(meta.get("files"), dict)):
+            raise IndexFormatError(f"{root}: manifest lists an invalid part entry {name!r}")
+    return parts
 
 
 def expect(root: Path, manifest: Mapping[str, Any], shape: Mapping[str, type | tuple[type, ...]]) -> None:

@@ -386,12 +386,17 @@ class MatchEngine:
         return teams.consortium(self, self._snap, needs, model, filters, unit, voting, show_progress)
 
     # ---- persistence ----------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], shards: int | None = None) -> Path:
         """Write the index as a directory with a JSON manifest; atomic (see :mod:`qcy_match.persistence`).
 
         Pending updates are merged first (:meth:`compact`), so the saved index equals a fresh build. User
         dictionaries are copied into the directory. Refuses to replace a directory that is not a qcy-match one.
+        ``shards``: write a sharded index of that many shards instead (:mod:`qcy_match.match.sharded`).
         """
+        if shards is not None:
+            from .sharded import ShardedEngine
+
+            return ShardedEngine.from_engine(self, shards).save(path)
         # The directory's writer lock before the engine's: the order update_saved and its callers take them in.
         with persistence.locked(path), self._write_lock:
             self._snap = st = compacted(self._snap)
@@ -400,7 +405,8 @@ class MatchEngine:
     @classmethod
     def load(cls, path: str | os.PathLike[str], verify: bool = True) -> MatchEngine:
         """Open an index directory, refusing one that is incomplete, corrupted, of another format version, or holds
-        a file its manifest does not list.
+        a file its manifest does not list. A sharded directory opens as a
+        :class:`~qcy_match.match.sharded.ShardedEngine`.
         """
         return saved.read(cls, path, verify)
 

@@ -18,7 +18,7 @@ import pandas as pd
 from .. import persistence
 from .._version import __version__
 from ..config import EngineConfig
-from ..encoders import load_encoder
+from ..encoders import Encoder, load_encoder
 from ..errors import IndexFormatError
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
@@ -60,10 +60,24 @@ def write(engine: MatchEngine, st: Snapshot, tmp: Path) -> dict[str, Any]:
             "index": {"kind": st.dense.kind_, "params": st.dense.params()}}
 
 
-def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True) -> E:
-    """Open the index directory ``path`` as an engine of class ``cls`` (see ``MatchEngine.load``)."""
+def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True, encoder: Encoder | None = None) -> E:
+    """Open the index directory ``path`` as an engine of class ``cls`` (see ``MatchEngine.load``); a sharded
+    directory opens as a :class:`~qcy_match.match.sharded.ShardedEngine`. ``encoder``: use this (already loaded,
+    identical) encoder instead of loading the directory's, as the shards of one index do.
+    """
+    from . import sharded
+
     root = persistence.resolve(path)
-    manifest = persistence.read_manifest(root, verify=verify, allowed=LAYOUT.holds)
+    top = persistence.read_manifest(root, verify=verify, allowed=lambda name: LAYOUT.holds(name)
+                                    or name in sharded.TOP_FILES)
+    if sharded.is_sharded(top):
+        engine = sharded.read_sharded(root, top, verify)
+        if not isinstance(engine, cls):
+            raise IndexFormatError(f"{root}: a sharded index cannot be opened as a {cls.__name__}")
+        return engine
+    if issubclass(cls, sharded.ShardedEngine):
+        raise IndexFormatError(f"{root}: not a sharded index (open it with MatchEngine.load)")
+    manifest = persistence.read_manifest(root, verify=False, allowed=LAYOUT.holds)
     persistence.expect(root, manifest, SHAPE)
     self = cls(_config(root, manifest))
     try:
@@ -82,7 +96,8 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True) -> E:
         fuse(np.zeros(1), np.zeros(1), self.config.dense_weight, self.config.fusion)
         self._dense_input(recs.iloc[:0], [], [])
         sparse = SparseIndex.load(root)
-        self.encoder_ = load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
+        self.encoder_ = encoder if encoder is not None else \
+            load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
         dense = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
         self._snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
         self._snap.check()
