@@ -14,8 +14,12 @@ from .common import CliError, _check_paths, _config, _finish_rejects, _load, _pr
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    """Build and save an index."""
+    """Build and save an index (sharded with --shards N)."""
     from ..match.engine import MatchEngine
+    from ..match.sharded import ShardedEngine
+
+    if args.shards is not None and args.shards < 1:
+        raise CliError("--shards must be at least 1")
 
     if args.update or args.delete or args.index:
         return cmd_index_update(args)
@@ -33,10 +37,16 @@ def cmd_index(args: argparse.Namespace) -> None:
     if args.classify_missing:
         records = _classify_missing(args, records)
     report = _finish_rejects(args, rejects, args.out.with_name(args.out.name + ".index"))
-    engine = MatchEngine(config).index(records, side=side, show_progress=_progress(args))
+    if args.shards is not None:
+        engine: MatchEngine = ShardedEngine(config, shards=args.shards).index(records, side=side,
+                                                                            show_progress=_progress(args))
+        kind = f"{args.shards} shards"
+    else:
+        engine = MatchEngine(config).index(records, side=side, show_progress=_progress(args))
+        kind = engine.dense_.kind_
     engine.save(args.out)
-    print(f"indexed {len(engine)} {side} from {path} → {args.out} ({engine.dense_.kind_}, "
-          f"{time.time() - t0:.1f} s); {report}", file=sys.stderr)
+    print(f"indexed {len(engine)} {side} from {path} → {args.out} ({kind}, {time.time() - t0:.1f} s); {report}",
+          file=sys.stderr)
 
 
 def cmd_match(args: argparse.Namespace) -> None:
@@ -64,6 +74,9 @@ def _add_update_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--update", type=Path, metavar="FILE",
                    help="records to add; a record whose id is indexed replaces it (upsert)")
     g.add_argument("--delete", metavar="IDS", help="ids to delete: 'A1,A2' or @FILE (one id per line)")
+    p.add_argument("--shards", type=int, metavar="N",
+                   help="write a sharded index of N shards (records split by a hash of their id; searched with "
+                   "corpus-wide statistics, results as unsharded). With --index: re-shard it")
 
 
 def _delete_file(spec: str | None) -> Path | None:
@@ -106,8 +119,8 @@ def cmd_index_update(args: argparse.Namespace) -> None:
 
     if not args.index:
         raise CliError("--update and --delete need --index DIR (the index to change)")
-    if not (args.update or args.delete):
-        raise CliError("--index DIR needs --update FILE and/or --delete IDS")
+    if not (args.update or args.delete or args.shards):
+        raise CliError("--index DIR needs --update FILE and/or --delete IDS (or --shards N to re-shard it)")
     if args.achievements or args.needs:
         raise CliError("--update/--delete change an existing index; do not give --achievements/--needs")
     out = args.out or args.index
@@ -131,7 +144,9 @@ def cmd_index_update(args: argparse.Namespace) -> None:
             rejects.extend(res.rejected)
             notes.append(f"added {len(res.added)}, replaced {len(res.replaced)}")
         report = _finish_rejects(args, rejects, out.with_name(out.name + ".index"))
-        engine.save(out)
+        if args.shards:
+            notes.append(f"{args.shards} shards")
+        engine.save(out, shards=args.shards)
     print(f"updated {args.index} → {out}: {'; '.join(notes)}; {len(engine)} records ({time.time() - t0:.1f} s); "
           f"{report}", file=sys.stderr)
 

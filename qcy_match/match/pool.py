@@ -49,7 +49,7 @@ def _ranks(keys: np.ndarray, top: np.ndarray) -> np.ndarray:
     return out
 
 
-def merge(pools: Sequence[Pool], offsets: Sequence[int], size: int) -> Pool:
+def merge(pools: Sequence[Pool], offsets: Sequence[int] | np.ndarray, size: int) -> Pool:
     """The pool over all parts: each signal's best ``size`` of the parts' top lists (ties: earlier part, then its
     own rank), keyed ``offsets[part] + key``.
     """

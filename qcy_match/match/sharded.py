@@ -201,6 +201,7 @@ class ShardedEngine(MatchEngine):
 
     @property
     def tokens_(self) -> list[list[str]]:
+        """Token lists of the live records, in ``records_`` order."""
         return [t for s in self._state.shards for t in s.snap.tokens]
 
     @property
@@ -209,10 +210,12 @@ class ShardedEngine(MatchEngine):
 
     @property
     def sparse_(self) -> SparseIndex:
+        """Not one index: see ``shards_``."""
         raise UsageError("a sharded index has one BM25 index per shard (shards_[i].sparse_)")
 
     @property
     def dense_(self) -> Any:
+        """Not one index: see ``shards_``."""
         raise UsageError("a sharded index has one vector index per shard (shards_[i].dense_)")
 
     @property
@@ -229,6 +232,7 @@ class ShardedEngine(MatchEngine):
         return len(self._state)
 
     def vectors(self, records: RecordsLike | None = None) -> np.ndarray:
+        """As :meth:`MatchEngine.vectors`, the live records' vectors in ``records_`` order."""
         if records is not None:
             return super().vectors(records)
         out = np.vstack([s.snap.dense.live_vectors() for s in self._state.shards])
@@ -282,9 +286,11 @@ class ShardedEngine(MatchEngine):
                        query_side=SIDES[1 - SIDES.index(self.side_)], rejected=rejects)
 
     def solvers(self, *args: Any, **kwargs: Any) -> Any:
+        """Not for sharded indexes (the owner tables are built over one snapshot)."""
         raise UsageError("solver rankings need an unsharded index (MatchEngine.load of a shard-free directory)")
 
     def consortium(self, *args: Any, **kwargs: Any) -> Any:
+        """Not for sharded indexes (see :meth:`solvers`)."""
         raise UsageError("consortium proposals need an unsharded index (MatchEngine.load of a shard-free directory)")
 
     # ---- live updates ---------------------------------------------------------------------------------------
@@ -306,6 +312,7 @@ class ShardedEngine(MatchEngine):
         return out
 
     def delete(self, ids: Iterable[str]) -> UpdateResult:
+        """As :meth:`MatchEngine.delete`, each id in the shard it routes to."""
         want = list(dict.fromkeys(normalize_id(i) for i in ids))
         where = shard_of(want, self.n_shards)
         out = UpdateResult()
@@ -324,6 +331,7 @@ class ShardedEngine(MatchEngine):
         return out
 
     def compact(self) -> ShardedEngine:
+        """Compact every shard (new term numbering: the scoring views follow)."""
         with self._write_lock:
             self._publish_shards({i: compacted(s.snap) for i, s in enumerate(self._state.shards)})
         return self
