@@ -150,7 +150,7 @@ def test_save_load_and_one_shard_alone(sharded, flat, sides, tmp_path):
     assert isinstance(loaded, ShardedEngine) and loaded.n_shards == 3
     assert_same(flat.match(sides[1], k=10), loaded.match(sides[1], k=10))
     # a worker opens one shard alone, with the corpus-wide statistics: its pools are the in-memory shard's
-    shard, n = ShardedEngine.open_shard(path, 1)
+    _, shard, n = ShardedEngine.open_shard(path, 1)
     assert n == 3
     q_tokens, q_vecs = loaded._query_inputs(sides[1], loaded._texts(sides[1]))
     mine = loaded._state.shards[1].pools(q_tokens, q_vecs, 100, None)
@@ -209,3 +209,50 @@ def test_cli_index_shards_and_match(sides, tmp_path):
     # a tampered shard is refused with the index-error status
     (tmp_path / "sh" / shard_dir(0) / "records.parquet").write_bytes(b"x")
     assert main(["match", "--index", str(tmp_path / "sh"), "--needs", str(n), "--out", str(tmp_path / "x.csv")]) == 3
+
+
+def test_distributed_build_and_search_equal_the_local_ones(sides, tmp_path):
+    """The pieces a cluster runs (qcy_match.match.distributed), called here in one process: a build shard by
+    shard equals the local sharded build file for file, and the three search steps give the table of the
+    unsharded index's match.
+    """
+    from qcy_match.ingest.records import from_any
+    from qcy_match.match import distributed as dist
+
+    achievements, needs = sides
+    records = from_any(achievements)[0]
+    config = EngineConfig(encoder="lsa")
+    local = ShardedEngine(config, shards=3).index(records).save(tmp_path / "local")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    dist.write_template(records, config, "achievements", staging)
+    where = shard_of(records["id"], 3)
+    for s in (2, 0, 1, 1):  # any order; a retried task replaces its earlier attempt
+        dist.build_shard(staging, s, 3, records[where == s])
+    built = dist.finish_build(staging, tmp_path / "built", 3)
+    assert not staging.exists()
+    top = [json.loads((p / "manifest.json").read_text(encoding="utf-8")) for p in (local, built)]
+    assert top[0]["stats"] == top[1]["stats"]
+    for name, part in top[0]["parts"].items():
+        assert part["files"] == top[1]["parts"][name]["files"], name  # the same bytes, file for file
+    assert top[0]["files"] == top[1]["files"]
+
+    flat = MatchEngine(config).index(records)
+    queries = from_any(needs)[0].assign(_row=lambda d: np.arange(len(d)) + 1)
+    filters = {"category": ["工学"]}
+    opened = [dist.open_shard(built, s) for s in range(3)]
+    cands = pd.concat([dist.shard_pools(o, queries, queries["_row"], 10, filters) for o in opened])
+    hits = pd.concat([dist.fuse_pools(g, opened[0].engine, 10, opened[0].n_docs) for _, g in cands.groupby("_row")])
+    rows = pd.concat([dist.shard_rows(o, hits[hits["shard"] == o.index], queries, 10) for o in opened])
+    order = {q: i for i, q in enumerate(queries["id"])}
+    got = rows.sort_values(["need_id", "rank"], key=lambda c: c.map(order) if c.name == "need_id" else c)
+    want = flat.match(queries, k=10, filters=filters).to_frame(queries, flat.records_)
+    assert list(got.columns) == list(want.columns)
+    assert (got["need_id"].to_numpy() == want["need_id"].to_numpy()).all()
+    assert np.allclose(got["score"], want["score"], atol=1e-5)
+    for (_, ga), (_, gb) in zip(want.groupby("need_id"), got.groupby("need_id"), strict=True):
+        assert_same_list(ga["achievement_id"], gb["achievement_id"], ga["score"])
+    same = got.reset_index(drop=True)["achievement_id"] == want["achievement_id"]
+    assert same.mean() > 0.95
+    cols = [c for c in want.columns if c not in ("bm25_rank", "dense_rank")]
+    assert got.reset_index(drop=True)[same][cols].equals(want[same][cols])

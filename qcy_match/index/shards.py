@@ -63,6 +63,15 @@ class CorpusStats:
             df[term_map(sp, terms)] += sp.df_
         return cls(terms, df, sum(sp.n_docs_ for sp in parts), float(sum(sp.total_len_ for sp in parts)))
 
+    @classmethod
+    def empty(cls) -> CorpusStats:
+        """The statistics of no documents (add shards with :meth:`plus`)."""
+        return cls({}, np.zeros(0, np.int64), 0, 0.0)
+
+    def plus(self, part: SparseIndex) -> CorpusStats:
+        """These statistics with one more shard's added (one shard in memory at a time)."""
+        return self.updated(SparseIndex().fit([]), part)
+
     def updated(self, old: SparseIndex, new: SparseIndex) -> CorpusStats:
         """The statistics after one shard's index changed from ``old`` to ``new``."""
         m_new = term_map(new, self.terms)  # adds the new terms to the shared vocabulary

@@ -122,10 +122,11 @@ class MatchEngine:
                     snap.dense.kind_)
         return self
 
-    def _prepared(self, records: RecordsLike, side: str, show_progress: bool, encoder: Encoder | None
-                  ) -> tuple[pd.DataFrame, list[list[str]], np.ndarray]:
+    def _prepared(self, records: RecordsLike, side: str, show_progress: bool, encoder: Encoder | None,
+                  encode: bool = True) -> tuple[pd.DataFrame, list[list[str]], np.ndarray]:
         """Validate, tokenise and encode the records to index (fitting the encoder unless one is given); sets the
-        engine's side, tokeniser, encoder and rejected rows. Returns the usable records, their tokens and vectors.
+        engine's side, tokeniser, encoder and rejected rows. Returns the usable records, their tokens and vectors
+        (none unless ``encode``: a distributed build fits the encoder on a sample and encodes on the workers).
         """
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
@@ -144,7 +145,8 @@ class MatchEngine:
         d_texts, d_tokens = self._dense_input(recs, texts, tokens)
         self.encoder_: Encoder = encoder if encoder is not None else \
             make_encoder(self.config.encoder, self.config.encoder_params).fit(d_texts, d_tokens)
-        vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
+        vectors = self._encode(d_texts, d_tokens, show_progress, "encode") if encode else \
+            np.zeros((0, self.encoder_.dim), np.float32)
         # a prepared frame is passed through as given, possibly a slice
         return recs.reset_index(drop=True), tokens, vectors
 

@@ -370,18 +370,15 @@ class ShardedEngine(MatchEngine):
             persistence.write_manifest(sub, saved.write(self._shard_engine(shard.snap), shard.snap, sub))
             parts[sub.name] = {"shard": i, "records": len(shard.snap.records)}
         stats = CorpusStats.of([s.snap.sparse for s in state.shards])  # exact sums, without emptied terms
-        stats.save(tmp)
-        return {"library_version": __version__, "layout": LAYOUT_NAME, "side": self.side_,
-                "routing": {"method": ROUTING, "shards": len(state.shards)},
-                "counts": {"records": len(state), "shards": len(state.shards)},
-                "stats": {"n_docs": stats.n_docs, "total_len": stats.total_len, "terms": len(stats.df)},
-                "parts": parts}
+        return top_manifest(tmp, self.side_, stats, parts)
 
     @classmethod
-    def open_shard(cls, path: str | os.PathLike[str], shard: int, verify: bool = True) -> tuple[Shard, int]:
+    def open_shard(cls, path: str | os.PathLike[str], shard: int, verify: bool = True
+                   ) -> tuple[MatchEngine, Shard, int]:
         """Open one shard of a sharded directory alone, scored with the corpus-wide statistics (what a worker
         searching that shard needs); returns it with the shard count. The top manifest and the shard's files are
-        checked; the other shards are not read.
+        checked; the other shards are not read. Returns the shard's engine (its tokeniser, encoder and config),
+        the shard scored with the corpus-wide statistics, and the shard count.
         """
         root = persistence.resolve(path)
         manifest = _top_manifest(root, verify)
@@ -390,11 +387,23 @@ class ShardedEngine(MatchEngine):
             raise IndexFormatError(f"{root}: has {n} shards, no shard {shard}")
         engine = _read_shard(MatchEngine, root, manifest, shard, verify)
         stats = CorpusStats.load(root, manifest["stats"]["n_docs"], float(manifest["stats"]["total_len"]))
-        return Shard.of(engine._snap, stats), n
+        return engine, Shard.of(engine._snap, stats), n
 
     def shard_engine(self, shard: int) -> MatchEngine:
         """Shard ``shard`` as an unsharded engine (for workers that encode queries with the shared encoder)."""
         return self._shard_engine(self._state.shards[shard].snap)
+
+
+def top_manifest(tmp: Path, side: str, stats: CorpusStats, parts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Write the corpus statistics into ``tmp`` (the sharded directory being saved, its shards written) and
+    return the top manifest's body; ``parts``: ``{shard_dir(i): {"shard": i, "records": n}}``.
+    """
+    stats.save(tmp)
+    return {"library_version": __version__, "layout": LAYOUT_NAME, "side": side,
+            "routing": {"method": ROUTING, "shards": len(parts)},
+            "counts": {"records": stats.n_docs, "shards": len(parts)},
+            "stats": {"n_docs": stats.n_docs, "total_len": stats.total_len, "terms": len(stats.df)},
+            "parts": parts}
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
