@@ -242,7 +242,9 @@ def test_distributed_build_and_search_equal_the_local_ones(sides, tmp_path):
     filters = {"category": ["工学"]}
     opened = [dist.open_shard(built, s) for s in range(3)]
     cands = pd.concat([dist.shard_pools(o, queries, queries["_row"], 10, filters) for o in opened])
-    hits = pd.concat([dist.fuse_pools(g, opened[0].engine, 10, opened[0].n_docs) for _, g in cands.groupby("_row")])
+    config_of, n_docs = dist.shard_config(built)
+    assert config_of.encoder == "lsa" and n_docs == len(flat) and dist.shard_count(built) == 3
+    hits = pd.concat([dist.fuse_pools(g, config_of, 10, n_docs) for _, g in cands.groupby("_row")])
     rows = pd.concat([dist.shard_rows(o, hits[hits["shard"] == o.index], queries, 10) for o in opened])
     order = {q: i for i, q in enumerate(queries["id"])}
     got = rows.sort_values(["need_id", "rank"], key=lambda c: c.map(order) if c.name == "need_id" else c)

@@ -48,7 +48,7 @@ from . import saved
 from .engine import MatchEngine
 from .explain import EXPLAIN_FIELDS
 from .results import SIDES, Matches
-from .sharded import Shard, ShardedEngine, shard_dir, top_manifest
+from .sharded import Shard, ShardedEngine, is_sharded, shard_dir, top_manifest
 
 TEMPLATE = "template"  # the staging directory's template index
 SHARD_KEY = 1 << 40  # pool keys across shards: shard · SHARD_KEY + position (shard-major, as ShardedEngine's)
@@ -152,9 +152,24 @@ def open_shard(path: str | os.PathLike[str], shard: int) -> OpenShard:
         return found
 
 
-def pool_size(engine: MatchEngine, k: int, n_docs: int) -> int:
+def pool_size(config: EngineConfig, k: int, n_docs: int) -> int:
     """Candidates per signal, as :meth:`MatchEngine.match` takes them."""
-    return min(max(engine.config.candidates, k), n_docs)
+    return min(max(config.candidates, k), n_docs)
+
+
+def shard_config(path: str | os.PathLike[str]) -> tuple[EngineConfig, int]:
+    """The configuration (shared by every shard) and the corpus size of a sharded directory, from its manifests
+    alone (what the step that fuses needs, without opening a shard).
+    """
+    root = persistence.resolve(path)
+    manifest = persistence.read_manifest(root, verify=False, allowed=lambda name: True)
+    if not is_sharded(manifest):
+        raise IndexFormatError(f"{root}: not a sharded index")
+    first = persistence.read_manifest(root / shard_dir(0), verify=False, allowed=persistence.LAYOUT.holds)
+    try:
+        return EngineConfig.from_dict({"tokenizer": "jieba", **first["config"]}), int(manifest["stats"]["n_docs"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexFormatError(f"{root}: manifest config is invalid ({exc})") from exc
 
 
 POOL_COLUMNS = ("_row", "shard", "pos", "bm25", "dense", "bm25_rank", "dense_rank")
@@ -169,7 +184,7 @@ def shard_pools(opened: OpenShard, queries: pd.DataFrame, rows: Iterable[int], k
     k = min(k, opened.n_docs)
     mask = shard.snap.positions(shard.snap.filters.mask(filters))
     q_tokens, q_vecs = engine._query_inputs(queries, engine._texts(queries))
-    found = shard.pools(q_tokens, q_vecs, pool_size(engine, k, opened.n_docs), mask)
+    found = shard.pools(q_tokens, q_vecs, pool_size(engine.config, k, opened.n_docs), mask)
     rows = list(rows)
     return pd.DataFrame({
         "_row": np.repeat(np.asarray(rows, np.int64), [len(p) for p in found]),
@@ -184,18 +199,18 @@ def shard_pools(opened: OpenShard, queries: pd.DataFrame, rows: Iterable[int], k
 HIT_COLUMNS = ("_row", "shard", "pos", "rank", "score", "bm25_score", "bm25_rank", "dense_score", "dense_rank")
 
 
-def fuse_pools(rows: pd.DataFrame, engine: MatchEngine, k: int, n_docs: int) -> pd.DataFrame:
+def fuse_pools(rows: pd.DataFrame, config: EngineConfig, k: int, n_docs: int) -> pd.DataFrame:
     """One query's candidate rows from every shard (:func:`shard_pools`) merged and fused: its best ``k``, with
-    their rank, fused score and signals. ``engine``: any shard's (its config decides the fusion).
+    their rank, fused score and signals (``config``: the index's, see :func:`shard_config`).
     """
-    size = pool_size(engine, k, n_docs)
+    size = pool_size(config, k, n_docs)
     keys = rows["shard"].to_numpy(np.int64) * SHARD_KEY + rows["pos"].to_numpy(np.int64)
     order = np.argsort(keys, kind="stable")
     one = pools.Pool(keys[order], rows["bm25"].to_numpy(np.float32)[order],
                      rows["dense"].to_numpy(np.float32)[order], rows["bm25_rank"].to_numpy(np.int64)[order],
                      rows["dense_rank"].to_numpy(np.int64)[order])
     merged = pools.merge([one], [0], size)
-    best, fused, signals = pools.fused(merged, min(k, n_docs), engine.config.dense_weight, engine.config.fusion)
+    best, fused, signals = pools.fused(merged, min(k, n_docs), config.dense_weight, config.fusion)
     row = int(rows["_row"].iloc[0]) if len(rows) else -1
     return pd.DataFrame({"_row": np.full(len(best), row, np.int64), "shard": best // SHARD_KEY,
                          "pos": best % SHARD_KEY, "rank": np.arange(1, len(best) + 1, dtype=np.int64),
@@ -245,9 +260,7 @@ def check_filters(opened: OpenShard, filters: dict[str, list[str]]) -> None:
     filt.mask(opened.shard.snap.records.iloc[:0], filters)
 
 
-def check_sharded(path: str | os.PathLike[str]) -> int:
-    """The shard count of a sharded directory (its top manifest checked), refusing anything else."""
+def shard_count(path: str | os.PathLike[str]) -> int:
+    """The shard count of a sharded directory, 0 for an unsharded one (the manifest alone is read)."""
     manifest = persistence.read_manifest(path, verify=False, allowed=lambda name: True)
-    if manifest.get("layout") != "sharded":
-        raise IndexFormatError(f"{path}: not a sharded index")
-    return int(manifest["routing"]["shards"])
+    return int(manifest["routing"]["shards"]) if is_sharded(manifest) else 0

@@ -50,6 +50,11 @@ LAYOUT_NAME = "sharded"
 TOP_FILES = frozenset({STATS_TERMS, STATS_DF})
 
 
+def empty_shard(shard: int, shards: int, records: int) -> str:
+    """Why a build with an empty shard is refused."""
+    return f"no record of {records} routes to shard {shard} of {shards}; use fewer shards"
+
+
 def shard_dir(i: int) -> str:
     """The directory name of shard ``i``."""
     return f"shard-{i:05d}"
@@ -152,6 +157,8 @@ class ShardedEngine(MatchEngine):
         snaps = []
         for s in range(self.n_shards):
             rows = np.flatnonzero(where == s)
+            if not len(rows):
+                raise UsageError(empty_shard(s, self.n_shards, len(recs)))
             snaps.append(self._built(recs.iloc[rows].reset_index(drop=True), [tokens[i] for i in rows],
                                      vectors[rows]))
         return snaps
