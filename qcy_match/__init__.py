@@ -20,6 +20,7 @@ _API = {
     "OutputError": "errors",
     "load_records": "ingest.records", "Rejection": "ingest.tables", "read_table": "ingest.tables",
     "MatchEngine": "match.engine", "UpdateResult": "match.engine", "Matches": "match.results",
+    "ShardedEngine": "match.sharded",
     "match_file": "match.jobs", "match_records": "match.jobs", "JobResult": "match.jobs", "JobChunk": "match.jobs",
     "write_table": "output.tables",
     "SolverRanking": "solvers.votes", "VotingModel": "solvers.votes",
@@ -28,8 +29,8 @@ _API = {
 
 __all__ = ["Consortium", "ConsortiumModel", "EngineConfig", "FilterError", "IndexFormatError", "InputError", "JobChunk",
            "JobResult", "MatchEngine", "Matches", "MissingExtraError", "OutputError", "QcyError", "Rejection",
-           "RejectedRowsError", "SolverRanking", "UpdateResult", "UsageError", "VotingModel", "__version__",
-           "load_records", "match_file", "match_records", "read_table", "write_table"]
+           "RejectedRowsError", "ShardedEngine", "SolverRanking", "UpdateResult", "UsageError", "VotingModel",
+           "__version__", "load_records", "match_file", "match_records", "read_table", "write_table"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import EngineConfig
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .match.engine import MatchEngine, UpdateResult
     from .match.jobs import JobChunk, JobResult, match_file, match_records
     from .match.results import Matches
+    from .match.sharded import ShardedEngine
     from .output.tables import write_table
     from .solvers.consortium import Consortium, ConsortiumModel
     from .solvers.votes import SolverRanking, VotingModel
