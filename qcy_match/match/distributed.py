@@ -30,6 +30,7 @@ import os
 import secrets
 import shutil
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -133,22 +134,27 @@ class OpenShard:
     n_docs: int
 
 
-_OPEN: dict[tuple[str, str, int], OpenShard] = {}
+_OPEN: OrderedDict[tuple[str, str, int], OpenShard] = OrderedDict()
 _OPEN_LOCK = threading.Lock()
+# Shards a process keeps open (the most recently used): a worker holds one shard's memory, not the index's.
+KEEP_ENV = "QCY_SHARDS_KEPT"
 
 
 def open_shard(path: str | os.PathLike[str], shard: int) -> OpenShard:
     """Shard ``shard`` of the sharded directory ``path``, opened once per process and kept while the directory is
-    unchanged (keyed by its real path and :func:`~qcy_match.persistence.version`).
+    unchanged (keyed by its real path, :func:`~qcy_match.persistence.version` and the shard); a process keeps the
+    ``QCY_SHARDS_KEPT`` (default 1) most recently used shards.
     """
     key = (os.path.realpath(path), persistence.version(path), shard)
     with _OPEN_LOCK:
         found = _OPEN.get(key)
         if found is None:
-            for old in [k for k in _OPEN if k[0] == key[0] and k[2] == shard]:
-                del _OPEN[old]
+            keep = max(1, int(os.environ.get(KEEP_ENV, "1") or 1))
+            while len(_OPEN) >= keep:  # drop first, so two shards are never held at once
+                _OPEN.popitem(last=False)
             engine, one, n = ShardedEngine.open_shard(path, shard)
             found = _OPEN[key] = OpenShard(engine, one, shard, n, one.scoring.n_docs_)
+        _OPEN.move_to_end(key)
         return found
 
 
