@@ -13,6 +13,7 @@ comes back short is answered exactly instead.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,8 @@ class DenseIndex:
         """
         self = cls(**params)
         self.backend_ = make_backend(kind_, self._tuning())
-        self.store_ = self.backend_.load(path, self.storage, mmap)
+        # Not on Windows: a mapped file cannot be deleted there, and a save replaces the directory it was read from.
+        self.store_ = self.backend_.load(path, self.storage, mmap and os.name != "nt")
         if self.storage not in ("auto", self.store_.name):
             raise ValueError(f"the files hold {self.store_.name} vectors, the parameters say {self.storage}")
         self._start_live()
