@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -46,7 +47,7 @@ def _blas_threads() -> list[int]:
 
 
 @pytest.fixture
-def two_threads() -> object:
+def two_threads() -> Iterator[None]:
     """FAISS and BLAS on two threads whatever OMP_NUM_THREADS says, so that going down to one shows."""
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(2)
