@@ -170,7 +170,7 @@ class TextClassifier:
         self.kernel_ = self._kernel(self.dense_C_).fit(vec, y[rows], len(self.classes_)) if vec is not None else None
         if self.kernel_ is None:
             self.encoder_ = None  # nothing reads sentence vectors: let the model go
-        svm = LinearSVC(C=self.C_, class_weight=self.class_weight).fit(x, y)
+        svm = LinearSVC(C=self.C_, class_weight=self.class_weight, random_state=0).fit(x, y)
         self.coef_ = full_coef(svm, len(self.classes_))
         self.intercept_ = full_intercept(svm, len(self.classes_))
         self.n_train_ = len(y)
@@ -227,7 +227,7 @@ class TextClassifier:
                 continue
             seen[te] = np.isin(y[te], y[tr])
             for c, held in held_by_c.items():
-                held[te] = held_out_scores(LinearSVC(C=c, class_weight=self.class_weight).fit(x[tr], y[tr]), x[te], k)
+                held[te] = held_out_scores(LinearSVC(C=c, class_weight=self.class_weight, random_state=0).fit(x[tr], y[tr]), x[te], k)
             if vec is not None:
                 tr_d, te_d = tr[pos[tr] >= 0], te[pos[te] >= 0]
                 for c, held in held_dense.items():

@@ -115,7 +115,7 @@ class MatchEngine:
         ``encoder``: an already fitted encoder to use as is (e.g. another index's), instead of fitting a new one.
         """
         recs, tokens, vectors = self._prepared(records, side, show_progress, encoder)
-        snap = self._built(recs, tokens, vectors)
+        snap = self._built(recs, tokens, vectors, show_progress)
         with self._write_lock:
             self._snap = snap
         logger.info("indexed %d %s (%d rejected), dense index %s", len(recs), side, len(self.rejected_),
@@ -150,10 +150,11 @@ class MatchEngine:
         # a prepared frame is passed through as given, possibly a slice
         return recs.reset_index(drop=True), tokens, vectors
 
-    def _built(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray) -> Snapshot:
+    def _built(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray, show_progress: bool = False
+               ) -> Snapshot:
         """The searchable snapshot of prepared records (see :meth:`_prepared`)."""
         sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
-        dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors)
+        dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors, show_progress)
         snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
         snap.check()
         return snap

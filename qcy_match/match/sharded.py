@@ -148,10 +148,11 @@ class ShardedEngine(MatchEngine):
         every shard, so vectors and tokens are those an unsharded index holds.
         """
         recs, tokens, vectors = self._prepared(records, side, show_progress, encoder)
-        self._install(self._split(recs, tokens, vectors))
+        self._install(self._split(recs, tokens, vectors, show_progress))
         return self
 
-    def _split(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray) -> list[Snapshot]:
+    def _split(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray, show_progress: bool = False
+               ) -> list[Snapshot]:
         """One snapshot per shard over the records routed to it, in their given order."""
         where = shard_of(recs["id"].astype(str), self.n_shards)
         snaps = []
@@ -160,7 +161,7 @@ class ShardedEngine(MatchEngine):
             if not len(rows):
                 raise UsageError(empty_shard(s, self.n_shards, len(recs)))
             snaps.append(self._built(recs.iloc[rows].reset_index(drop=True), [tokens[i] for i in rows],
-                                     vectors[rows]))
+                                     vectors[rows], show_progress))
         return snaps
 
     @classmethod

@@ -20,7 +20,10 @@ from .storage import Storage, faiss_module, selector
 
 @dataclasses.dataclass(frozen=True)
 class Tuning:
-    """The parameters of :class:`~qcy_match.index.dense.DenseIndex` that search structures read."""
+    """The parameters of :class:`~qcy_match.index.dense.DenseIndex` that search structures read.
+
+    0 means "chosen from the number of vectors" (:meth:`for_n`), which is the default for every one of them.
+    """
 
     hnsw_m: int
     ef_search: int
@@ -28,6 +31,27 @@ class Tuning:
     nlist: int
     nprobe: int
     refine: int
+
+    def for_n(self, n: int) -> Tuning:
+        """These parameters with every 0 replaced by its value for ``n`` vectors (README, "Index parameters").
+
+        A graph's recall at a fixed search breadth falls as it grows (more hops, more near-ties among neighbours),
+        so the breadth grows with n: measured on clustered 512-d vectors (M 32), recall@10 of 0.95 needs efSearch
+        ≈ 80 at 30k and ≈ 105 at 100k, a factor ≈ 1.7 per decade, so ≈ 175 at 1M. The rule doubles per decade:
+        128 at 100k (0.968 measured), 256 at 1M, a margin for embeddings harder than the benchmark's (1M LSA
+        vectors reached 0.79 at efSearch 128). Links per node (M) are 32 below 1M and grow by 8 per decade from
+        there; the build breadth is half the search breadth, at least 80; the IVF probe count is 2·√nlist (at
+        least 32), so the share of cells scanned shrinks slowly as the cells multiply.
+        """
+        decades = float(np.log10(max(n, 1000) / 1000))  # 0 at 1k, 2 at 100k, 3 at 1M
+        m = self.hnsw_m or int(np.clip(16 + 8 * int(decades), 32, 48))
+        ef = int(np.clip(round(16 * 2 ** (decades - 2)) * 8, 64, 512))  # 128 at 100k, doubling per decade
+        return dataclasses.replace(
+            self, hnsw_m=m,
+            ef_search=self.ef_search or ef,
+            ef_construction=self.ef_construction or max(80, ef // 2),
+            nlist=self.nlist or nlist_for(n, 0),
+            nprobe=self.nprobe or int(np.clip(round(2 * np.sqrt(nlist_for(n, 0))), 32, 256)))
 
 
 class Backend:
@@ -43,6 +67,13 @@ class Backend:
     def __init__(self, tuning: Tuning) -> None:
         self.tuning = tuning
         self.faiss_: Any = None
+        self.progress: Any = None  # a tqdm bar counting the vectors added while building, or None
+
+    def add(self, index: Any, rows: np.ndarray) -> None:
+        """Add ``rows`` to a structure being built, counting them on the progress bar."""
+        index.add(rows)
+        if self.progress is not None:
+            self.progress.update(len(rows))
 
     # ---- building -----------------------------------------------------------------------------------------------
     def build(self, x: np.ndarray, storage: str) -> Storage:
@@ -90,14 +121,15 @@ class Backend:
             files.append(LAYOUT.faiss)
         return files
 
-    def load(self, path: Path, storage: str) -> Storage:
+    def load(self, path: Path, storage: str, mmap: bool = True) -> Storage:
         """Read what :meth:`save` wrote, refusing files that disagree with each other; returns the store.
 
         ``storage`` is the storage parameter (possibly ``auto``): it names float16 files when no structure says
-        which compressed storage they were built for.
+        which compressed storage they were built for. ``mmap``: map the files instead of reading them into memory.
         """
-        index = _read(path / LAYOUT.faiss) if self.saves_structure else None
-        store = self.read_store(path, storage, index)
+        index = _read(path / LAYOUT.faiss, mmap) if self.saves_structure else None
+        store = self.read_store(path, storage, index, mmap)
+        self.tuning = self.tuning.for_n(len(store))
         if index is None:
             self.faiss_ = self.structure(store)
             return store
@@ -109,13 +141,13 @@ class Backend:
         self.faiss_ = index
         return store
 
-    def read_store(self, path: Path, storage: str, index: Any) -> Storage:
+    def read_store(self, path: Path, storage: str, index: Any, mmap: bool = True) -> Storage:
         """The stored vectors; a loaded structure tells which compressed storage float16 files belong to."""
         if index is None:  # exact scans read the float16 copy whichever compressed storage was asked
             compressed = storage if storage in ("float16", "sq8") else "float16"
         else:
             compressed = "float16" if qtype(index) == "float16" else "sq8"
-        store = Storage.read(path, compressed)
+        store = Storage.read(path, compressed, mmap)
         if store is None:
             raise ValueError(f"{LAYOUT.vectors} is missing")
         return store
@@ -139,8 +171,14 @@ def qtype(index: Any) -> str:
     return {faiss.ScalarQuantizer.QT_fp16: "float16", faiss.ScalarQuantizer.QT_8bit: "sq8"}.get(sq.qtype, "other")
 
 
-def _read(file: Path) -> Any:
+def _read(file: Path, mmap: bool) -> Any:
+    """The FAISS structure in ``file``, its vectors and graph links memory-mapped, not copied.
+
+    Opening then costs no reading and the pages are shared between processes serving one index and reclaimable by
+    the kernel. Never written through: live updates go to the delta, and a compaction builds a new structure.
+    """
+    faiss = faiss_module()
     try:
-        return faiss_module().read_index(str(file))
+        return faiss.read_index(str(file), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
     except RuntimeError as exc:  # FAISS reports unreadable files as RuntimeError
         raise ValueError(f"{file.name}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from exc

@@ -13,15 +13,18 @@ comes back short is answered exactly instead.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..topk import best, exact_top_k
 from .backend import Backend, Tuning
 from .kinds import KINDS, make_backend
 from .storage import STORAGES, Storage
+from .threads import search_threads
 
 
 class DenseIndex:
@@ -33,9 +36,10 @@ class DenseIndex:
     over them would. Positions: main vectors first, then the delta's, in the order added.
     """
 
-    def __init__(self, kind: str = "auto", auto_threshold: int = 50_000, hnsw_m: int = 32, ef_search: int = 128,
-                 ef_construction: int = 80, nlist: int = 0, nprobe: int = 32, exact_below: int = 50_000,
-                 storage: str = "auto", compress_above: int = 250_000, refine: int = 2) -> None:
+    def __init__(self, kind: str = "auto", auto_threshold: int = 50_000, hnsw_m: int = 0, ef_search: int = 0,
+                 ef_construction: int = 0, nlist: int = 0, nprobe: int = 0, exact_below: int = 50_000,
+                 storage: str = "auto", compress_above: int = 250_000, refine: int = 2,
+                 parallel_from: int = 16) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
         if storage not in STORAGES:
@@ -51,20 +55,26 @@ class DenseIndex:
         self.nlist = nlist
         self.nprobe = nprobe
         self.exact_below = exact_below
+        self.parallel_from = parallel_from  # searches of fewer queries run on one thread (see .threads)
 
     def params(self) -> dict[str, Any]:
         """Parameters for the manifest."""
         return {"kind": self.kind, "auto_threshold": self.auto_threshold, "hnsw_m": self.hnsw_m,
                 "ef_search": self.ef_search, "ef_construction": self.ef_construction, "nlist": self.nlist,
                 "nprobe": self.nprobe, "exact_below": self.exact_below, "storage": self.storage,
-                "compress_above": self.compress_above, "refine": self.refine}
+                "compress_above": self.compress_above, "refine": self.refine, "parallel_from": self.parallel_from}
+
+    @property
+    def tuning_(self) -> Tuning:
+        """The structure's parameters as built or loaded: those chosen from n (0 in :meth:`params`) resolved."""
+        return self.backend_.tuning
 
     def _tuning(self) -> Tuning:
         return Tuning(hnsw_m=self.hnsw_m, ef_search=self.ef_search, ef_construction=self.ef_construction,
                       nlist=self.nlist, nprobe=self.nprobe, refine=self.refine)
 
-    def fit(self, vectors: np.ndarray) -> DenseIndex:
-        """Build the index over (n, d) unit vectors."""
+    def fit(self, vectors: np.ndarray, show_progress: bool = False) -> DenseIndex:
+        """Build the index over (n, d) unit vectors; ``show_progress`` shows a bar of the vectors added."""
         x = np.asarray(vectors)
         n = len(x)
         kind = self.kind
@@ -76,8 +86,16 @@ class DenseIndex:
             storage = "float32" if n < self.compress_above else "float16"
         if x.ndim != 2 or not n:
             storage = "float32"  # nothing to compress, and FAISS needs a dimension
-        self.backend_: Backend = make_backend(kind, self._tuning())
-        self.store_: Storage = self.backend_.build(x, storage)
+        self.backend_: Backend = make_backend(kind, self._tuning().for_n(n))
+        # No bar object at all unless asked: tqdm takes a process-shared lock even when disabled.
+        bar = tqdm(total=n, desc="index", unit="vec") if show_progress else None
+        self.backend_.progress = bar
+        try:
+            self.store_: Storage = self.backend_.build(x, storage)
+        finally:
+            self.backend_.progress = None
+            if bar is not None:
+                bar.close()
         self._start_live()
         return self
 
@@ -139,6 +157,10 @@ class DenseIndex:
 
         ``mask`` (over all positions) keeps the positions it marks; deleted positions are never returned.
         """
+        with search_threads(len(queries), self.parallel_from):
+            return self._search(queries, k, mask)
+
+    def _search(self, queries: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if self.alive_ is not None:
             mask = self.alive_ if mask is None else mask & self.alive_
         n_main = len(self.store_)
@@ -195,11 +217,16 @@ class DenseIndex:
         return self.backend_.save(path, self.store_)
 
     @classmethod
-    def load(cls, path: Path, params: dict[str, Any], kind_: str) -> DenseIndex:
-        """Read what :meth:`save` wrote, refusing files that disagree with each other or with ``params``."""
+    def load(cls, path: Path, params: dict[str, Any], kind_: str, mmap: bool = True) -> DenseIndex:
+        """Read what :meth:`save` wrote, refusing files that disagree with each other or with ``params``.
+
+        ``mmap`` (default): the FAISS structure and stored vectors are memory-mapped read-only, so opening reads
+        nothing and only the pages searches touch become resident (shared between processes, reclaimable).
+        """
         self = cls(**params)
         self.backend_ = make_backend(kind_, self._tuning())
-        self.store_ = self.backend_.load(path, self.storage)
+        # Not on Windows: a mapped file cannot be deleted there, and a save replaces the directory it was read from.
+        self.store_ = self.backend_.load(path, self.storage, mmap and os.name != "nt")
         if self.storage not in ("auto", self.store_.name):
             raise ValueError(f"the files hold {self.store_.name} vectors, the parameters say {self.storage}")
         self._start_live()

@@ -18,6 +18,6 @@ class FlatBackend(Backend):
         if store.compressed:
             return None
         index = faiss_module().IndexFlatIP(store.vectors.shape[1])
-        if len(store):
-            index.add(store.vectors)
+        for rows in store.chunks():
+            self.add(index, rows)
         return index

@@ -30,14 +30,15 @@ class IVFBackend(Backend):
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             index.train(store.vectors)
             self.tune(index)
-            index.add(store.vectors)
+            for rows in store.chunks():
+                self.add(index, rows)
             return index
         index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, store.qtype, faiss.METRIC_INNER_PRODUCT)
         sample = np.sort(np.random.default_rng(0).choice(n, min(n, max(100_000, 40 * nlist)), replace=False))
         index.train(rounded(store.vectors[sample]))
         self.tune(index)
         for rows in store.chunks():
-            index.add(rows)
+            self.add(index, rows)
         return index
 
     def tune(self, index: Any) -> None:

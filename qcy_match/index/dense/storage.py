@@ -121,12 +121,14 @@ class Storage:
         return [LAYOUT.vectors]
 
     @classmethod
-    def read(cls, path: Path, compressed: str) -> Storage | None:
+    def read(cls, path: Path, compressed: str, mmap: bool = True) -> Storage | None:
         """What :meth:`save` wrote (None when there is no such file); float16 vectors load as ``compressed``."""
         file = path / LAYOUT.vectors
         if not file.is_file():
             return None
-        vectors = np.load(file, allow_pickle=False)
+        # Memory-mapped (read-only): float32 rows are read where a search touches them; float16 ones are copied
+        # into the FAISS codes below.
+        vectors = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
         if vectors.ndim != 2 or vectors.dtype not in (np.float32, np.float16):
             raise ValueError(f"{LAYOUT.vectors} holds {vectors.dtype} of shape {vectors.shape}, "
                              "expected a float32 or float16 matrix")
