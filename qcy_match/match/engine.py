@@ -20,7 +20,6 @@ from ..config import EngineConfig
 from ..encoders import Encoder, make_encoder
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
-from ..index.topk import top_k
 from ..ingest.records import from_any, normalize_id, text_of
 from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
@@ -326,15 +325,12 @@ class MatchEngine:
     def _match_one(self, st: Snapshot, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int,
                    k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Fuse both signals for one query; returns live indices, scores and per-match signals."""
-        s_all = st.sparse.scores(tokens)
-        s_masked = s_all if mask is None else np.where(mask, s_all, -np.inf)
-        s_top, s_val = top_k(s_masked, pool)
-        s_top = s_top[s_val > 0]
         d_top = dense_top[dense_top >= 0]
-        cands = np.unique(np.concatenate([s_top, d_top]))
+        s_top, s_val, d_sparse = st.sparse.top(tokens, pool, mask, also=d_top)
+        cands, at = np.unique(np.concatenate([s_top, d_top]), return_index=True)
         if len(cands) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32), []
-        sparse = s_all[cands]
+        sparse = np.concatenate([s_val, d_sparse])[at]
         dense = st.dense.score(qvec, cands)
         fused = fuse(sparse, dense, self.config.dense_weight, self.config.fusion)
         order = np.lexsort((cands, -fused))[:k]
