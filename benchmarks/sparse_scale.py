@@ -55,6 +55,21 @@ def p50_ms(fn, queries: list[list[str]]) -> float:  # type: ignore[no-untyped-de
     return float(np.median(times) * 1e3)
 
 
+def measure(ix: SparseIndex, needs: list[list[str]], mask: np.ndarray, pool: int) -> dict[str, object]:
+    """Pruned and full-scan p50 of one index, unfiltered and filtered, and whether their lists agree."""
+    def full(q: list[str], m: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        s = ix.scores(q)
+        j, v = top_k(s if m is None else np.where(m, s, 0.0), pool)
+        return j[v > 0], v[v > 0]
+
+    same = all(np.array_equal(ix.top(q, pool, m)[0], full(q, m)[0]) for q in needs for m in (None, mask))
+    return {"same_lists": same,
+            "pruned_p50_ms": p50_ms(lambda q: ix.top(q, pool), needs),
+            "full_p50_ms": p50_ms(full, needs),
+            "pruned_filtered_p50_ms": p50_ms(lambda q: ix.top(q, pool, mask), needs),
+            "full_filtered_p50_ms": p50_ms(lambda q: full(q, mask), needs)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[30_000, 300_000])
@@ -74,17 +89,7 @@ def main() -> None:
         sparse_mod.PRUNE = True
         ix._rows(), ix._impact()  # built on first use: not part of a query's time
 
-        def full(q: list[str], m: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-            s = ix.scores(q)
-            j, v = top_k(s if m is None else np.where(m, s, 0.0), args.pool)
-            return j[v > 0], v[v > 0]
-
-        same = all(np.array_equal(ix.top(q, args.pool, m)[0], full(q, m)[0]) for q in needs for m in (None, mask))
-        row = {"n": n, "same_lists": same,
-               "pruned_p50_ms": p50_ms(lambda q: ix.top(q, args.pool), needs),
-               "full_p50_ms": p50_ms(full, needs),
-               "pruned_filtered_p50_ms": p50_ms(lambda q: ix.top(q, args.pool, mask), needs),
-               "full_filtered_p50_ms": p50_ms(lambda q: full(q, mask), needs)}
+        row = {"n": n, **measure(ix, needs, mask, args.pool)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     if len(rows) > 1:
