@@ -20,6 +20,7 @@ can replace (:meth:`SparseIndex.with_stats`) so shards of one collection score w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections import Counter
@@ -62,10 +63,17 @@ class Stats:
     n_docs: int
     avgdl: float
 
+    @functools.cached_property
+    def idfs(self) -> np.ndarray:
+        """Lucene's idf of every term id (computed once: explanations and scoring read it per term)."""
+        df = self.df.astype(np.float64)
+        return np.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+
     def idf(self, term: int) -> float:
         """Lucene's idf of a term id (0 df for ids beyond ``df``: terms this collection has not seen)."""
-        df = int(self.df[term]) if term < len(self.df) else 0
-        return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+        if term < len(self.df):
+            return float(self.idfs[term])
+        return math.log(1 + (self.n_docs + 0.5) / 0.5)
 
 
 class _Segment:
@@ -186,7 +194,11 @@ class SparseIndex:
         """The statistics scores read: this index's own live ones, or those given to :meth:`with_stats`."""
         if self._stats_override is not None:
             return self._stats_override
-        return Stats(self.df_, self.n_docs_, self.total_len_ / self.n_docs_ if self.n_docs_ else 1.0)
+        cached: Stats | None = self.__dict__.get("_cache_stats")
+        if cached is None:
+            cached = Stats(self.df_, self.n_docs_, self.total_len_ / self.n_docs_ if self.n_docs_ else 1.0)
+            self.__dict__["_cache_stats"] = cached
+        return cached
 
     def with_stats(self, df: Mapping[str, int] | np.ndarray, n_docs: int, avgdl: float) -> SparseIndex:
         """A copy of this index that scores with the given collection statistics (e.g. a whole collection's, for
@@ -345,9 +357,11 @@ class SparseIndex:
         cands = self._pruned_candidates(terms, k, mask) if PRUNE else None
         if cands is None:
             s = self.scores(tokens)
-            j, v = top_k(s if mask is None else np.where(mask, s, 0.0), k)
-            keep = v > 0
-            return j[keep], v[keep], s[also]
+            # Only positions scoring above zero can be returned: select among those (increasing, so ties still go
+            # to the lower position), usually far fewer than every position.
+            hit = np.flatnonzero(s > 0 if mask is None else (s > 0) & mask)
+            j, v = top_k(s[hit], k)
+            return hit[j], v, s[also]
         both = np.unique(np.concatenate([cands, also]))
         val = self.score_docs(tokens, both)
         mine = np.isin(both, cands, assume_unique=True)
