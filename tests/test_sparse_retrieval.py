@@ -165,3 +165,15 @@ def test_engine_equals_reference_scoring(papers, eager_pruning):
     for filters in (None, {"category": ["医学"]}):
         check(filters)
     assert eager_pruning["pruned"] > 0, eager_pruning
+
+
+def test_threshold_guess_keeps_the_exact_top_k():
+    rng = np.random.default_rng(3)
+    for s in (rng.random(100_000).astype(np.float32),  # many positives: the guessed threshold is used
+              np.where(rng.random(100_000) < 0.001, rng.random(100_000), 0).astype(np.float32),  # few positives
+              np.repeat(np.float32([0.5, 0.25, 0.0]), [50, 60_000, 40_000])):  # ties across the threshold
+        for k in (1, 10, 100, 200):
+            hit = sparse_mod._above(s, k)
+            j, v = top_k(s[hit], k)
+            fj, fv = top_k(np.where(s > 0, s, -np.inf), k)
+            np.testing.assert_array_equal(hit[j], fj[fv > 0])
