@@ -20,7 +20,6 @@ from ..config import EngineConfig
 from ..encoders import Encoder, make_encoder
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
-from ..index.topk import top_k
 from ..ingest.records import from_any, normalize_id, text_of
 from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
@@ -298,6 +297,7 @@ class MatchEngine:
         texts = self._texts(recs)
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
         doc_fields = st.explain_fields if explain_matches else {}
+        idf = st.sparse.idf_
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
             # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
@@ -314,8 +314,10 @@ class MatchEngine:
                 idx[i, :m], scores[i, :m] = row[0], row[1]
                 if explain_matches:
                     q = {c: v[j] for c, v in q_fields.items()}
+                    # The idf of this query's own terms only: shared keywords are among them.
+                    q_idf = {t: idf[t] for t in set(toks) if t in idf}
                     expl[i] = [explain(q, {c: v[d] for c, v in doc_fields.items()}, toks, st.tokens[d],
-                                       st.sparse.idf_, sig, self.config.n_keywords)
+                                       q_idf, sig, self.config.n_keywords)
                                for d, sig in zip(row[0], row[2], strict=True)]
             bar.update(chunk.stop - chunk.start)
         bar.close()
@@ -326,25 +328,20 @@ class MatchEngine:
     def _match_one(self, st: Snapshot, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int,
                    k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Fuse both signals for one query; returns live indices, scores and per-match signals."""
-        s_all = st.sparse.scores(tokens)
-        s_masked = s_all if mask is None else np.where(mask, s_all, -np.inf)
-        s_top, s_val = top_k(s_masked, pool)
-        s_top = s_top[s_val > 0]
         d_top = dense_top[dense_top >= 0]
-        cands = np.unique(np.concatenate([s_top, d_top]))
+        s_top, s_val, d_sparse = st.sparse.top(tokens, pool, mask, also=d_top)
+        cands, at = np.unique(np.concatenate([s_top, d_top]), return_index=True)
         if len(cands) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32), []
-        sparse = s_all[cands]
+        sparse = np.concatenate([s_val, d_sparse])[at]
         dense = st.dense.score(qvec, cands)
         fused = fuse(sparse, dense, self.config.dense_weight, self.config.fusion)
         order = np.lexsort((cands, -fused))[:k]
-        s_rank = {int(d): r + 1 for r, d in enumerate(s_top)}
-        d_rank = {int(d): r + 1 for r, d in enumerate(d_top)}
-        signals = [{"bm25_score": round(float(sparse[o]), 4), "bm25_rank": s_rank.get(int(cands[o])),
-                    "dense_score": round(float(dense[o]), 4), "dense_rank": d_rank.get(int(cands[o]))}
-                   for o in order]
-        best = cands[order] if st.to_live is None else st.to_live[cands[order]]
-        return best, fused[order], signals
+        best = cands[order]
+        signals = [{"bm25_score": s, "bm25_rank": sr, "dense_score": d, "dense_rank": dr} for s, sr, d, dr in zip(
+            np.round(sparse[order].astype(np.float64), 4).tolist(), _ranks(best, s_top),
+            np.round(dense[order].astype(np.float64), 4).tolist(), _ranks(best, d_top), strict=True)]
+        return best if st.to_live is None else st.to_live[best], fused[order], signals
 
     # ---- solvers and consortia (揭榜挂帅, 创新联合体) ------------------------------------------------------------
     def solvers(self, needs: RecordsLike | Sequence[str], k: int = 5, filters: filt.Filters | Iterable[str] | None
@@ -409,3 +406,12 @@ class MatchEngine:
             engine.save(dest)
         return done, engine
 
+
+def _ranks(docs: np.ndarray, ranking: np.ndarray) -> list[int | None]:
+    """1-based rank of each of ``docs`` in ``ranking`` (best first), None for those it does not hold."""
+    if not len(ranking):
+        return [None] * len(docs)
+    order = np.argsort(ranking, kind="stable")
+    at = np.minimum(np.searchsorted(ranking, docs, sorter=order), len(ranking) - 1)
+    found = ranking[order[at]] == docs
+    return [int(r) + 1 if f else None for r, f in zip(order[at], found, strict=True)]
