@@ -54,11 +54,18 @@ def csl(tmp_path_factory):
     needs[5] = {"id": "", "title": needs[5]["title"]}
     needs[9]["title"] = {"not": "text"}
     needs[20]["id"] = needs[3]["id"]
+    needs[2]["title"] = "=" + needs[2]["title"]  # a spreadsheet formula: escaped in every CSV written
     (root / "needs.jsonl").write_text("".join(json.dumps(n, ensure_ascii=False) + "\n" for n in needs),
                                       encoding="utf-8")
     assert main(["index", "--achievements", str(root / "achievements.jsonl"), "--out", str(root / "index"),
                  "--encoder", "lsa"]) == 0
     return root
+
+
+def _formula(root: Path) -> str:
+    """The need title that starts with '='."""
+    titles = [json.loads(x)["title"] for x in (root / "needs.jsonl").open(encoding="utf-8")]
+    return next(t for t in titles if isinstance(t, str) and t.startswith("="))
 
 
 def _parts(path: Path) -> pd.DataFrame:
@@ -88,6 +95,7 @@ def test_spark_match_equals_match(spark, csl, tmp_path, direction, filters):
     if filters:
         values = filters[0].split("=")[1].split(",")
         assert got[f"{found.split('_')[0]}_category"].isin(values).all()
+    assert (got == "'" + _formula(csl)).any().any()  # escaped as qcy-match match escapes it
     rejected = pd.read_csv(tmp_path / "spark" / "rejected.csv")
     cli_rejected = pd.read_csv(tmp_path / "cli.rejected.csv")
     assert rejected[["file", "row", "field", "reason"]].equals(cli_rejected[["file", "row", "field", "reason"]])

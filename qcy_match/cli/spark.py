@@ -26,7 +26,7 @@ def _add_spark_parser(sub: Any) -> None:
     p.add_argument("--direction", choices=["needs", "achievements"], default="needs",
                    help="needs: each need gets achievements (default); achievements: each achievement gets needs")
     p.add_argument("--master", help="Spark master, e.g. local[2] (default: spark-submit's, else local[*])")
-    p.add_argument("--partitions", type=int, help="tasks of the matching stage (default: Spark's)")
+    p.add_argument("--partitions", type=int, help="tasks of the matching stage (default: twice the cores)")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="format of the part files")
     p.add_argument("--sheet", help="worksheet of an .xlsx needs file")
     p.add_argument("--strict", action="store_true", help="fail if any input row is rejected (after the report)")
@@ -55,12 +55,12 @@ def cmd_spark_match(args: argparse.Namespace) -> None:
     report = args.out / OUTPUTS[1]
     if args.strict:  # the report first, so --strict fails before any match is written
         report_rejections(res.rejections(), report, strict=True)
-    writer = res.matches.write.mode("errorifexists")
     if args.format == "csv":
-        writer.option("header", True).csv(str(args.out / OUTPUTS[0]))
+        job.for_csv(res.matches).write.mode("errorifexists").option("header", True).csv(str(args.out / OUTPUTS[0]))
     else:
-        writer.parquet(str(args.out / OUTPUTS[0]))
+        res.matches.write.mode("errorifexists").parquet(str(args.out / OUTPUTS[0]))
     summary = report_rejections(res.rejections(), report)
+    res.release()
     shutil.rmtree(args.out / "_work", ignore_errors=True)  # the needs index of direction achievements
     print(f"spark-match: {args.direction} against {args.index} → {args.out / OUTPUTS[0]} "
           f"({time.time() - t0:.1f} s); {summary}", file=sys.stderr)

@@ -37,6 +37,7 @@ from ..match import filters as filt
 from ..match.engine import MatchEngine
 from ..match.jobs import searched_side
 from ..match.results import LABEL
+from ..output.tables import escape_formula, for_spreadsheet
 from . import worker
 
 if TYPE_CHECKING:
@@ -98,6 +99,12 @@ class SparkJob:
     rejected: DataFrame
     direction: str
     read_rejected: list[Rejection] = dataclasses.field(default_factory=list)  # rows the reader could not parse
+    kept: list[DataFrame] = dataclasses.field(default_factory=list)  # persisted stages, until :meth:`release`
+
+    def release(self) -> None:
+        """Drop the stages the job persisted (the validated needs) once its outputs are written."""
+        for df in self.kept:
+            df.unpersist()
 
     def rejections(self) -> list[Rejection]:
         """Every rejected row, in input order (collected to the driver: rejected rows are few)."""
@@ -162,7 +169,7 @@ def run(needs: DataFrame | Needs, index: str | os.PathLike[str], k: int = 10,
 
     ``index``: an index directory of achievements, on storage every executor reads. ``direction="achievements"``
     indexes the needs into ``work_dir`` (default: a temporary directory, which only a local master can share).
-    ``partitions``: tasks of the matching stage (default: Spark's).
+    ``partitions``: tasks of the matching stage (default: twice Spark's default parallelism).
     """
     if k < 1:
         raise UsageError(f"k must be at least 1, not {k}")
@@ -171,21 +178,26 @@ def run(needs: DataFrame | Needs, index: str | os.PathLike[str], k: int = 10,
     index = str(index)
     needs = as_needs(needs)
     spark = needs.rows.sparkSession
-    checked = needs.rows.mapInPandas(_validator(needs.source), _CHECKED)
+    from pyspark import StorageLevel
+
+    # Kept: the matches and the rejected rows both read the validated rows, which should be computed once.
+    checked = needs.rows.mapInPandas(_validator(needs.source), _CHECKED).persist(StorageLevel.MEMORY_AND_DISK)
     valid, rejected = _deduplicated(checked, needs.source)
     if direction == "needs":
         columns = _describe(spark, index, needs.columns, wanted)
-        if partitions:
-            valid = valid.repartition(partitions)
+        # An explicit count: adaptive execution would merge the (small) shuffled needs into one task, and the
+        # matching, not the data, is the work to spread.
+        tasks = partitions or 2 * spark.sparkContext.defaultParallelism
+        valid = valid.repartition(tasks).sortWithinPartitions(worker.ROW)
         matches = valid.mapInPandas(_matcher(index, k, wanted, columns), _schema(columns))
     else:
         searched = _index_needs(valid, index, Path(work_dir) if work_dir else Path(tempfile.mkdtemp("-qcy-spark")))
         engine = worker.open_index(index)
         columns = _describe(spark, index, [str(c) for c in engine.records_.columns], wanted, searched)
-        positions = spark.range(len(engine), numPartitions=partitions or spark.sparkContext.defaultParallelism)
+        positions = spark.range(len(engine), numPartitions=partitions or 2 * spark.sparkContext.defaultParallelism)
         matches = positions.withColumnRenamed("id", "pos").mapInPandas(
             _position_matcher(index, searched, k, wanted, columns), _schema(columns))
-    return SparkJob(matches, rejected, direction, list(needs.rejected))
+    return SparkJob(matches, rejected, direction, list(needs.rejected), [checked])
 
 
 def _validator(source: str) -> Any:
@@ -215,7 +227,7 @@ def _deduplicated(checked: DataFrame, source: str) -> tuple[DataFrame, DataFrame
     first = F.min(worker.ROW).over(Window.partitionBy("id"))
     marked = checked.withColumn("_first", F.when(F.col("id").isNotNull(), first))
     valid = marked.filter(F.col("id").isNotNull() & (F.col(worker.ROW) == F.col("_first"))) \
-        .select(worker.ROW, worker.RECORD).sortWithinPartitions(worker.ROW)
+        .select(worker.ROW, worker.RECORD)
     invalid = marked.filter(F.col("reason").isNotNull()).select(*worker.REJECTION)
     duplicate = marked.filter(F.col("id").isNotNull() & (F.col(worker.ROW) > F.col("_first"))).select(
         F.lit(source).alias("file"), F.col(worker.ROW).alias("row"), F.lit("id").alias("field"),
@@ -264,6 +276,20 @@ def _index_needs(valid: DataFrame, index: str, work_dir: Path) -> str:
     path = work_dir / "needs-index"
     MatchEngine(config).index(records, side="needs").save(path)
     return str(path)
+
+
+def for_csv(matches: DataFrame) -> DataFrame:
+    """The matches as safe to write as CSV as every CSV the package writes: text a spreadsheet would run as a
+    formula gets a leading quote, a CR becomes a line feed (:func:`qcy_match.output.tables.for_spreadsheet`).
+    """
+    names = [escape_formula(c) for c in matches.columns]
+    schema = ", ".join(f"`{n}` {t}" for n, (_, t) in zip(names, matches.dtypes, strict=True))
+
+    def clean(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield for_spreadsheet(batch, "csv")
+
+    return matches.mapInPandas(clean, schema)
 
 
 def merge_top_k(matches: DataFrame, k: int, direction: str = "needs") -> DataFrame:
