@@ -101,9 +101,9 @@ bench-serve: $(SERVE)
 	$(BIN)/python -m benchmarks.serve_load --out benchmarks/results
 
 # spark-match in local[1] and local[2] against the single-process `match` on the same work:
-# benchmarks/results/spark_scale.{json,md}. SPARK_N sets the size (needs = achievements; default 20000).
+# benchmarks/results/spark_scale.{json,md}. SPARK_N sets both sizes (default: 5,000 needs × 20,000 achievements).
 bench-spark: $(SPARK)
-	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.spark_scale --out benchmarks/results $(if $(SPARK_N),--n $(SPARK_N))
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.spark_scale --out benchmarks/results $(if $(SPARK_N),--n $(SPARK_N) --needs $(SPARK_N))
 
 # Demand-analytics report on the demo corpus: out/report/report.html (+ tables/, tables.xlsx, plots/).
 report: $(REPORT)
