@@ -134,7 +134,8 @@ def test_spark_dataframe_in_and_bad_filter(spark, csl):
     got = qs.match(df, csl / "index", k=3).toPandas()
     engine = MatchEngine.load(csl / "index")
     want = engine.match(rows[["id", "title", "category"]], k=3)
-    assert got["achievement_id"].tolist() == [i for row in want.ids for i in row]
+    assert sorted(zip(got["need_id"], got["rank"], got["achievement_id"], strict=True)) == sorted(
+        (q, r + 1, i) for q, row in zip(want.query_ids, want.ids, strict=True) for r, i in enumerate(row))
     assert list(got.columns[:4]) == ["need_id", "achievement_id", "rank", "score"]
     with pytest.raises(FilterError, match="unknown filter"):
         qs.run(df, csl / "index", filters=["no_such_field=1"])

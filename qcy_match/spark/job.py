@@ -268,7 +268,7 @@ def _index_needs(valid: DataFrame, index: str, work_dir: Path) -> str:
     """Direction achievements: the usable needs, indexed with the achievements index's configuration (as
     ``match_file`` does) and saved under ``work_dir`` for the executors.
     """
-    rows = valid.toPandas()
+    rows = valid.toPandas().sort_values(worker.ROW)  # in input order, as match_file indexes them (ties by position)
     records = prepare(worker.records_of(rows)).records
     if len(records) == 0:
         raise errors.RejectedRowsError("no usable needs to index (see the rejected-rows report)")
