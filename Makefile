@@ -9,9 +9,11 @@ REPORT := $(VENV)/.report-installed
 BENCH  := $(VENV)/.bench-installed
 E5     := $(VENV)/.e5-installed
 SERVE  := $(VENV)/.serve-installed
+SPARK  := $(VENV)/.spark-installed
+MILVUS := $(VENV)/.milvus-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve
+.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve bench-spark
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +49,18 @@ $(SERVE): $(DEV)
 	$(BIN)/pip install --quiet -e '.[serve,dev]'
 	touch $@
 
+# pyspark for `spark-match`; Spark runs on a JVM, so the stamp is refused with the install line when java is missing.
+$(SPARK): $(DEV)
+	@command -v java >/dev/null || [ -x "$$JAVA_HOME/bin/java" ] || { echo "Spark needs Java 17: apt-get install -y \
+	  openjdk-17-jre-headless (or set JAVA_HOME)"; exit 1; }
+	$(BIN)/pip install --quiet -e '.[spark,dev]'
+	touch $@
+
+# pymilvus and milvus-lite for `export-milvus` (milvus-lite serves a local .db file in the tests).
+$(MILVUS): $(DEV)
+	$(BIN)/pip install --quiet -e '.[milvus,dev]'
+	touch $@
+
 # Debian's chromium and chromium-driver for the browser test of the broker's page (installed if missing, as
 # report-check installs chromium).
 browser-deps:
@@ -62,10 +76,10 @@ demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
 # The tests exercise every extra: sentence-transformers, e5, the report's plots and the benchmark anchors.
-test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) browser-deps
+test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(SPARK) $(MILVUS) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) browser-deps
+test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(SPARK) $(MILVUS) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
 lint: $(DEV)
@@ -85,6 +99,11 @@ bench-solvers: $(CORE)
 # library: benchmarks/results/serve_load.{json,md}. About 4 minutes.
 bench-serve: $(SERVE)
 	$(BIN)/python -m benchmarks.serve_load --out benchmarks/results
+
+# spark-match in local[1] and local[2] against the single-process `match` on the same work:
+# benchmarks/results/spark_scale.{json,md}. SPARK_N sets both sizes (default: 5,000 needs × 20,000 achievements).
+bench-spark: $(SPARK)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.spark_scale --out benchmarks/results $(if $(SPARK_N),--n $(SPARK_N) --needs $(SPARK_N))
 
 # Demand-analytics report on the demo corpus: out/report/report.html (+ tables/, tables.xlsx, plots/).
 report: $(REPORT)
