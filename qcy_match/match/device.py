@@ -187,7 +187,7 @@ def _bm25(ix: DeviceIndex, q_terms: sp.csr_matrix) -> torch.Tensor:
                                     torch.from_numpy(q_terms.indices.astype(np.int64)),
                                     torch.from_numpy(q_terms.data.astype(np.float32)), size=q_terms.shape,
                                     device=ix.device)
-        out: torch.Tensor = torch.sparse.mm(q, ix.postings).to_dense()
+        out: Tensor = torch.sparse.mm(q, ix.postings).to_dense()
     return out
 
 
