@@ -88,6 +88,13 @@ bench: $(BENCH)
 bench-solvers: $(CORE)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.solvers --out benchmarks/results
 
+# Batch matching, default numpy/FAISS path against the torch device path (issue 18, target 8): needs/s, ratio, and
+# where the device path's time goes. GPU_DEVICE=cuda on a GPU machine (torch's CUDA wheel); cpu is torch's CPU backend.
+GPU_DEVICE ?= cpu
+GPU_ARGS ?= --records 100000 --needs 20000 --encoder lsa --threads 2
+bench-gpu: $(GPU)
+	$(BIN)/python -m benchmarks.gpu_batch --device $(GPU_DEVICE) $(GPU_ARGS) --out benchmarks/results/gpu_batch_$(GPU_DEVICE).json
+
 # Load test of `qcy-match serve` on loopback (16 clients, 60 s reads, 60 s reads + writes) against the in-process
 # library: benchmarks/results/serve_load.{json,md}. About 4 minutes.
 bench-serve: $(SERVE)
