@@ -47,9 +47,9 @@ if TYPE_CHECKING:
     from .engine import MatchEngine
 
 DEVICES = ("cpu", "cuda")
-# Bytes of device memory one query of a chunk takes per indexed position: BM25 scores (float32) and their int64
-# keys, the sparse product's output (value and int64 column), dense scores and the mask temporaries.
-BYTES_PER_CELL = 48
+# Bytes of device memory one query of a chunk takes per indexed position, at the peak: BM25 and dense scores
+# (float32), the sparse product's output (value and column), and the int64 keys of a top-k with their temporaries.
+BYTES_PER_CELL = 64
 CPU_BUDGET = 1 << 30  # bytes a chunk may take on the CPU backend
 GPU_SHARE = 0.5  # of the free device memory a chunk may take
 MAX_CHUNK = 4096
@@ -129,11 +129,7 @@ class DeviceIndex:
         if cached is None:
             torch = _torch()
             m = postings(st.sparse)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-                p = torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
-                                            torch.from_numpy(m.indices.astype(np.int64)),
-                                            torch.from_numpy(m.data), size=m.shape, device=device)
+            p = _csr(m, device)
             dense = st.dense
             stored = np.vstack([dense.vectors_, dense.delta_]) if len(dense.delta_) else dense.vectors_
             vectors = torch.from_numpy(np.asarray(stored, dtype=np.float32)).to(device)
@@ -182,13 +178,27 @@ def _top(values: torch.Tensor, valid: torch.Tensor, k: int, index: torch.Tensor 
 def _bm25(ix: DeviceIndex, q_terms: sp.csr_matrix) -> torch.Tensor:
     """Dense (queries × positions) BM25 scores: the query-term counts times the postings, one sparse product."""
     torch = _torch()
+    q = _csr(q_terms, ix.device, ix.postings.col_indices().dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        q = torch.sparse_csr_tensor(torch.from_numpy(q_terms.indptr.astype(np.int64)),
-                                    torch.from_numpy(q_terms.indices.astype(np.int64)),
-                                    torch.from_numpy(q_terms.data.astype(np.float32)), size=q_terms.shape,
-                                    device=ix.device)
         out: Tensor = torch.sparse.mm(q, ix.postings).to_dense()
+    return out
+
+
+def _csr(m: sp.csr_matrix, device: torch.device, index_dtype: Any = None) -> Tensor:
+    """A scipy CSR matrix as a torch sparse CSR tensor on ``device``: int32 indices where they fit (cuSPARSE's
+    native width, half the memory of int64), else int64; ``index_dtype`` matches another operand's.
+    """
+    torch = _torch()
+    if index_dtype is None:
+        index_dtype = torch.int32 if max(m.nnz, *m.shape) < 2**31 - 1 else torch.int64
+    width = np.int32 if index_dtype == torch.int32 else np.int64
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        out: Tensor = torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(width)),
+                                              torch.from_numpy(m.indices.astype(width)),
+                                              torch.from_numpy(m.data.astype(np.float32)), size=m.shape,
+                                              device=device)
     return out
 
 
