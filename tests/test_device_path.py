@@ -11,6 +11,7 @@ scales: at most 2 % of the queries, and most lists must still be equal outright.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -253,3 +254,32 @@ def test_torch_missing_is_a_missing_extra(lsa_engine, monkeypatch):
         lsa_engine.match(["集成电路封装"], device="cpu")
     # the default path never needs torch
     assert len(lsa_engine.match(["集成电路封装"], k=3).ids[0]) == 3
+
+
+def test_chunk_size_follows_free_gpu_memory(monkeypatch):
+    """Chunks from the free memory torch reports (faked here), so 1M needs × 1M records stream in chunks."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 << 30, 16 << 30))
+    cuda = torch.device("cuda")
+    assert dev.chunk_size(cuda, 1_000_000) == int((8 << 30) * dev.GPU_SHARE) // (dev.BYTES_PER_CELL * 1_000_000)
+    assert dev.chunk_size(cuda, 100_000) > dev.chunk_size(cuda, 1_000_000) >= 1
+    assert dev.chunk_size(cuda, 10) == dev.MAX_CHUNK
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 << 20, 16 << 30))
+    assert dev.chunk_size(cuda, 1_000_000) == 1  # never zero, however little is free
+
+
+@needs_csl
+def test_half_precision_candidates_are_rescored_in_float32(csl, csl_engine):
+    """The GPU's path (a half-precision product over-fetched, then rescored in float32) run on the CPU in bfloat16,
+    coarser than the GPU's float16: the same top-k as the float32 product."""
+    needs = csl[1].iloc[:200]
+    st = csl_engine._snap
+    ix = dev.DeviceIndex.of(st, torch.device("cpu"))
+    coarse = dataclasses.replace(ix, half=ix.vectors.to(torch.bfloat16))
+    texts = csl_engine._texts(from_any(needs)[0])
+    tokens = [csl_engine.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
+    q_terms, q_vecs = dev.query_terms(st.sparse, tokens), csl_engine.vectors(needs)
+    args = (q_terms, q_vecs, None, 10, 100, csl_engine.config.dense_weight, csl_engine.config.fusion)
+    exact, rescored = dev.score_chunk(ix, *args), dev.score_chunk(coarse, *args)
+    assert np.abs(exact.fused - rescored.fused).max() < 1e-5
+    assert (exact.pos == rescored.pos).all(axis=1).mean() >= 0.98
+    assert (exact.dense_rank == rescored.dense_rank).mean() >= 0.98

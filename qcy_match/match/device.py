@@ -247,7 +247,7 @@ def score_chunk(ix: DeviceIndex, q_terms: sp.csr_matrix, q_vecs: np.ndarray, mas
     keep = torch.ones(n, dtype=torch.bool, device=ix.device) if mask is None else mask
     if ix.alive is not None:
         keep = keep & ix.alive
-    q = torch.from_numpy(np.ascontiguousarray(q_vecs, dtype=np.float32)).to(ix.device)
+    q = torch.from_numpy(np.array(q_vecs, dtype=np.float32)).to(ix.device)  # a copy: torch wants it writable
     # BM25: the top `pool` kept positions that score above zero.
     s_all = _bm25(ix, q_terms)
     s_col, s_ok = _top(s_all, keep & (s_all > 0), pool)
