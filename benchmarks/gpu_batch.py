@@ -70,7 +70,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            "threads": args.threads or os.cpu_count(), "cpu_threads": args.cpu_threads or args.threads,
                            "encoder": args.encoder or "default"}
     t = time.perf_counter()
-    ach = synth.generate(args.records, seed=0)
     needs = synth.generate(max(sizes), seed=0, kind="needs")
     out["generate_s"] = round(time.perf_counter() - t, 1)
     config = EngineConfig(**({"encoder": args.encoder} if args.encoder else {}))
@@ -79,6 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine = MatchEngine.load(args.index_dir)
         out["load_s"] = round(time.perf_counter() - t, 1)
     else:
+        ach = synth.generate(args.records, seed=0)
         engine = MatchEngine(config).index(ach, show_progress=args.progress)
         out["build_s"] = round(time.perf_counter() - t, 1)
         if args.index_dir:
