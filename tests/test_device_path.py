@@ -283,3 +283,17 @@ def test_half_precision_candidates_are_rescored_in_float32(csl, csl_engine):
     assert np.abs(exact.fused - rescored.fused).max() < 1e-5
     assert (exact.pos == rescored.pos).all(axis=1).mean() >= 0.98
     assert (exact.dense_rank == rescored.dense_rank).mean() >= 0.98
+
+
+def test_top_breaks_ties_by_lower_position_as_the_default_path():
+    """Many ties (small integer scores) and masked entries: the same winners and order as index.topk.top_k."""
+    from qcy_match.index.topk import top_k
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 4, size=(50, 40)).astype(np.float32)
+    valid = rng.random((50, 40)) < 0.8
+    for k in (1, 5, 39, 40):
+        col, ok = dev._top(torch.from_numpy(values), torch.from_numpy(valid), k)
+        for row in range(len(values)):
+            want, _ = top_k(np.where(valid[row], values[row], -np.inf), k)
+            assert col[row][ok[row]].tolist() == want.tolist()

@@ -167,12 +167,30 @@ def _top(values: torch.Tensor, valid: torch.Tensor, k: int, index: torch.Tensor 
          ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row the ``k`` best valid columns (positions in ``index``, or the column numbers), best first, lower
     position on ties; returns (columns, validity).
+
+    One float top-k per row, then the k winners sorted by (value, position); only rows where a tie straddles the
+    k-th place (which of the tied records make the cut depends on position) are ranked again by int64 keys
+    (:func:`_keys`), which cost several passes over the row.
     """
     torch = _torch()
-    pos = index if index is not None else torch.arange(values.shape[1], device=values.device).expand_as(values)
-    keys = _keys(values, pos, valid)
-    top, col = torch.topk(keys, k, dim=1)
-    return col, top > _MIN_KEY
+    v = torch.where(valid, values, -torch.inf)
+    kk = min(k + 1, v.shape[1])
+    val, col = torch.topk(v, kk, dim=1)
+    tied = (val[:, k - 1] == val[:, k]) & (val[:, k - 1] > -torch.inf) if kk > k else None
+    val, col = val[:, :k], col[:, :k]
+    pos = col if index is None else torch.gather(index, 1, col)
+    by_pos = torch.sort(pos, dim=1, stable=True).indices
+    val, col = torch.gather(val, 1, by_pos), torch.gather(col, 1, by_pos)
+    by_val = torch.sort(val, dim=1, descending=True, stable=True).indices
+    val, col = torch.gather(val, 1, by_val), torch.gather(col, 1, by_val)
+    ok = val > -torch.inf
+    if tied is not None and bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        sub = values[rows]
+        sub_pos = torch.arange(sub.shape[1], device=sub.device).expand_as(sub) if index is None else index[rows]
+        top, c = torch.topk(_keys(sub, sub_pos, valid.expand_as(values)[rows]), k, dim=1)
+        col[rows], ok[rows] = c, top > _MIN_KEY
+    return col, ok
 
 
 def _bm25(ix: DeviceIndex, q_terms: sp.csr_matrix) -> torch.Tensor:
