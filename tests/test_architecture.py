@@ -17,6 +17,7 @@ RANK = {
     "ingest": 2, "encoders": 2, "index": 2,
     "output": 3, "solvers": 3,
     "match": 4,
+    "spark": 4.5, "milvus": 4.5,  # Spark batch jobs and the Milvus export: over match, below classify
     "classify": 5,
     "analytics": 6,
     "serve": 6.5,  # the portal service: after analytics, before cli

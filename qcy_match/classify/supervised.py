@@ -227,7 +227,8 @@ class TextClassifier:
                 continue
             seen[te] = np.isin(y[te], y[tr])
             for c, held in held_by_c.items():
-                held[te] = held_out_scores(LinearSVC(C=c, class_weight=self.class_weight, random_state=0).fit(x[tr], y[tr]), x[te], k)
+                svm = LinearSVC(C=c, class_weight=self.class_weight, random_state=0).fit(x[tr], y[tr])
+                held[te] = held_out_scores(svm, x[te], k)
             if vec is not None:
                 tr_d, te_d = tr[pos[tr] >= 0], te[pos[te] >= 0]
                 for c, held in held_dense.items():

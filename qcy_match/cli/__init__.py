@@ -21,9 +21,11 @@ from .common import (
     _add_input_options,
 )
 from .matching import _add_stream_options, _add_update_options, cmd_demo, cmd_index, cmd_match
+from .milvus import _add_milvus_parser, cmd_export_milvus
 from .report import _add_report_parser, cmd_report
 from .serve import _add_serve_parsers, cmd_serve, cmd_token
 from .solvers import _add_solvers_parsers, cmd_consortium, cmd_solvers
+from .spark import _add_spark_parser, cmd_spark_match
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "transfer_mode=许可 (repeatable; AND across filters, OR within one)")
     p.add_argument("--direction", choices=["needs", "achievements"], default="needs",
                    help="needs: each need gets achievements (default); achievements: each achievement gets needs")
+    p.add_argument("--device", choices=["cuda", "cpu"], default=None,
+                   help="score the batch with torch on this device ([gpu] extra): cuda for a GPU (an error where torch "
+                   "sees none), cpu for torch's CPU backend; default: the numpy/FAISS path")
     _add_stream_options(p)
     _add_engine_options(p)
     _add_input_options(p)
@@ -70,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_solvers_parsers(sub)
     _add_bench_parser(sub)
     _add_serve_parsers(sub)
+    _add_spark_parser(sub)
+    _add_milvus_parser(sub)
     return ap
 
 
@@ -85,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
                 "report": cmd_report, "bench": cmd_bench, "serve": cmd_serve, "token": cmd_token,
-                "solvers": cmd_solvers, "consortium": cmd_consortium}
+                "solvers": cmd_solvers, "consortium": cmd_consortium, "spark-match": cmd_spark_match,
+                "export-milvus": cmd_export_milvus}
     try:
         commands[args.command](args)
     except KeyboardInterrupt as exc:

@@ -61,7 +61,7 @@ def cmd_match(args: argparse.Namespace) -> None:
                      direction=args.direction, k=args.top_k, filters=args.filter,
                      config=_config(args) if args.achievements else None, chunk_rows=args.chunk_rows,
                      resume=args.resume, strict=args.strict, rejects=args.rejects, sheet=args.sheet,
-                     show_progress=_progress(args))
+                     show_progress=_progress(args), device=args.device)
     resumed = f", resumed after {res.skipped_chunks} chunks" if args.resume else ""
     print(f"matched {res.queries} {res.direction} against {res.corpus} {res.searched}: {res.rows} rows → {res.out} "
           f"({res.seconds:.1f} s{resumed}); {res.report}", file=sys.stderr)

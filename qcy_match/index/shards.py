@@ -122,9 +122,5 @@ def scoring_view(sparse: SparseIndex, stats: CorpusStats, global_ids: np.ndarray
     The view is for queries and explanations only (its counts are the corpus's, not the shard's); updates go to
     ``sparse`` itself. The one place where statistics are injected into a shard's BM25.
     """
-    view = object.__new__(SparseIndex)
-    view.__dict__.update({k: v for k, v in sparse.__dict__.items() if k != "_weight_cache"})
-    view.df_ = stats.df[global_ids]
-    view.n_docs_ = stats.n_docs
-    view.total_len_ = stats.total_len
-    return view
+    return sparse.with_stats(stats.df[global_ids], stats.n_docs,
+                             stats.total_len / stats.n_docs if stats.n_docs else 1.0)

@@ -7,10 +7,20 @@ re-indexing: like Lucene, the scorer applies the current statistics at query tim
 Instances are immutable: :meth:`SparseIndex.updated` returns a new one, so readers holding the old one are never
 disturbed. The statistics are always exact, so scores after any sequence of updates equal a fresh build of the same
 documents (tested against bm25s' Lucene variant and against fresh builds).
+
+Top-k retrieval (:meth:`SparseIndex.top`) is exact but does not score every posting: each long postings list is
+also kept ordered by impact (its tf-normalised weight), and a query takes the highest-impact postings of all its
+terms down to a common threshold, sums them per document, and stops once the k-th best partial score is above what
+any document could still reach from the postings it skipped (score-at-a-time with a MaxScore bound, as Lucene and
+PISA prune). The surviving documents are then scored exactly, term by term in query order, so the scores are the
+bits :meth:`SparseIndex.scores` gives. The statistics BM25 reads come from one :class:`Stats` object, which a caller
+can replace (:meth:`SparseIndex.with_stats`) so shards of one collection score with corpus-wide statistics.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 from collections import Counter
@@ -23,6 +33,47 @@ import scipy.sparse as sp
 
 from ..persistence import LAYOUT
 from .topk import top_k
+
+# Whether top() tries the pruned search first. Off: on records recombined from CSL sentences (30k and 100k) the
+# bound closed early for only 7-35 % of needs (full-length needs hold 50-150 distinct terms whose BM25 weights vary
+# little), and the attempts cost more than the full scans they saved (benchmarks/sparse_scale.py). Kept, exact and
+# tested, for short queries and for the sharded layout where per-shard lists are short.
+PRUNE = False
+# Postings lists at most this long are read whole; longer ones get an impact-ordered copy (built on first use).
+IMPACT_MIN = 128
+# Postings a pruned query first reads (times the pool), and how much more each round reads while the bound is open.
+FIRST_BUDGET = 32
+BUDGET_GROWTH = 4
+# Rescoring more documents than this many times k costs more than reading further.
+MAX_RESCORE = 20
+# A query whose bound after a round is this many times the k-th partial score will not close early: scan instead.
+HOPELESS = 4.0
+# Reading a posting by impact (gathered, then sorted by document) costs about this many times a full scan's
+# gather-add of it: prune only while the postings read stay this far below the query's total.
+SCAN_RATIO = 16
+# Relative slack on the bound: partial sums are float64 in another order than the float32 exact scores.
+BOUND_SLACK = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """The collection statistics BM25 reads: document frequency per term id, document count, mean length."""
+
+    df: np.ndarray
+    n_docs: int
+    avgdl: float
+
+    @functools.cached_property
+    def idfs(self) -> np.ndarray:
+        """Lucene's idf of every term id (computed once: explanations and scoring read it per term)."""
+        df = self.df.astype(np.float64)
+        return np.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
+
+    def idf(self, term: int) -> float:
+        """Lucene's idf of a term id (0 df for ids beyond ``df``: terms this collection has not seen)."""
+        if term < len(self.df):
+            return float(self.idfs[term])
+        return math.log(1 + (self.n_docs + 0.5) / 0.5)
 
 
 class _Segment:
@@ -61,7 +112,7 @@ class _IdfView(Mapping[str, float]):
         t = self._ix._term(term)
         if t is None or self._ix.df_[t] == 0:
             raise KeyError(term)
-        return self._ix._idf(int(self._ix.df_[t]))
+        return self._ix.stats().idf(t)
 
     def __iter__(self) -> Iterator[str]:
         return (w for w, t in list(self._ix.vocab_.items()) if t < len(self._ix.df_) and self._ix.df_[t] > 0)
@@ -94,7 +145,7 @@ class SparseIndex:
         self.df_ = np.diff(self.main_.indptr).astype(np.int64)
         self.n_docs_ = len(corpus_tokens)
         self.total_len_ = float(self.main_.lengths.sum(dtype=np.float64))
-        self.__dict__.pop("_weight_cache", None)
+        self._clear_caches()
         return self
 
     def updated(self, add: list[list[str]] | None = None, delete: np.ndarray | list[int] | None = None
@@ -127,6 +178,7 @@ class SparseIndex:
         full = np.concatenate([alive, np.ones(len(added), bool)])
         new.alive_ = None if full.all() else full
         new.df_, new.n_docs_, new.total_len_ = df, self.n_docs_ - len(gone) + len(added), total
+        new._stats_override = None
         return new
 
     def __len__(self) -> int:
@@ -138,8 +190,35 @@ class SparseIndex:
         t = self.vocab_.get(token)
         return t if t is not None and t < len(self.df_) else None
 
-    def _idf(self, df: int) -> float:
-        return math.log(1 + (self.n_docs_ - df + 0.5) / (df + 0.5))
+    def stats(self) -> Stats:
+        """The statistics scores read: this index's own live ones, or those given to :meth:`with_stats`."""
+        if self._stats_override is not None:
+            return self._stats_override
+        cached: Stats | None = self.__dict__.get("_cache_stats")
+        if cached is None:
+            cached = Stats(self.df_, self.n_docs_, self.total_len_ / self.n_docs_ if self.n_docs_ else 1.0)
+            self.__dict__["_cache_stats"] = cached
+        return cached
+
+    def with_stats(self, df: Mapping[str, int] | np.ndarray, n_docs: int, avgdl: float) -> SparseIndex:
+        """A copy of this index that scores with the given collection statistics (e.g. a whole collection's, for
+        one shard of it: Elasticsearch's dfs_query_then_fetch). ``df`` maps terms to document frequencies, or is an
+        array over this index's term ids; terms it lacks count as never seen.
+        """
+        if isinstance(df, np.ndarray):
+            arr = np.zeros(len(self.vocab_), np.int64)
+            arr[:min(len(df), len(arr))] = df[:len(arr)]
+        else:
+            arr = np.array([int(df.get(t, 0)) for t in sorted(self.vocab_, key=self.vocab_.__getitem__)], np.int64)
+        new = object.__new__(SparseIndex)
+        new.__dict__.update({k: v for k, v in self.__dict__.items() if not k.startswith("_cache")})
+        new._stats_override = Stats(arr, int(n_docs), float(avgdl))
+        return new
+
+    def _clear_caches(self) -> None:
+        for key in [k for k in self.__dict__ if k.startswith("_cache")]:
+            del self.__dict__[key]
+        self._stats_override: Stats | None = None
 
     @property
     def idf_(self) -> Mapping[str, float]:
@@ -152,23 +231,49 @@ class SparseIndex:
         Instances never change (updates make new ones), so the statistics these read are fixed; caching them turns
         a query's work into one scaled gather-add per query term instead of a pass over every document length.
         """
-        cached: tuple[np.ndarray, np.ndarray] | None = self.__dict__.get("_weight_cache")
+        cached: tuple[np.ndarray, np.ndarray] | None = self.__dict__.get("_cache_weights")
         if cached is None:
-            avgdl = np.float32(self.total_len_ / self.n_docs_) if self.n_docs_ else np.float32(1)
+            avgdl = np.float32(self.stats().avgdl)
             k1, b = np.float32(self.k1), np.float32(self.b)
             parts = []
             for seg in (self.main_, self.delta_):
                 norm = k1 * ((np.float32(1) - b) + b * seg.lengths / avgdl)
                 parts.append(seg.tf / (norm[seg.docs] + seg.tf))
             cached = (parts[0], parts[1])
-            self.__dict__["_weight_cache"] = cached
+            self.__dict__["_cache_weights"] = cached
         return cached
+
+    def _impact(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The main segment's long postings lists ordered by impact: each list's weights descending and their
+        documents, as (offsets by term id, weights, documents); lists of IMPACT_MIN postings or fewer are empty.
+
+        Built on first use per instance (the weights depend on the statistics), with one sort.
+        """
+        cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = self.__dict__.get("_cache_impact")
+        if cached is None:
+            m = self.main_
+            length = np.diff(m.indptr)
+            term = np.repeat(np.arange(len(length)), length)
+            take = np.flatnonzero(length[term] > IMPACT_MIN)
+            w = self._weights()[0][take]
+            # Weights lie in (0, 1): term id + (1 - weight) sorts by term, then by weight descending.
+            order = take[np.argsort(term[take] + (1.0 - w.astype(np.float64)), kind="stable")]
+            offsets = np.zeros(len(length) + 1, np.int64)
+            np.cumsum(np.where(length > IMPACT_MIN, length, 0), out=offsets[1:])
+            cached = (offsets, self._weights()[0][order], m.docs[order])
+            self.__dict__["_cache_impact"] = cached
+        return cached
+
+    def _query_terms(self, tokens: list[str]) -> list[int]:
+        """Known term ids of a query, repeats kept (a repeated token counts twice, as in bm25s)."""
+        return [t for t in (self._term(w) for w in tokens) if t is not None]
 
     def scores(self, tokens: list[str]) -> np.ndarray:
         """BM25 score of every position for one query (zeros for unknown tokens and deleted positions)."""
         out = np.zeros(len(self), dtype=np.float32)
-        terms = [t for t in (self._term(w) for w in tokens) if t is not None]
-        if not terms or self.n_docs_ == 0:
+        terms = self._query_terms(tokens)
+        st = self.stats()
+        if not terms or st.n_docs == 0:
             return out
         offset = 0
         for seg, weight in zip((self.main_, self.delta_), self._weights(), strict=True):
@@ -177,11 +282,157 @@ class SparseIndex:
                 for t in terms:
                     a, z = seg.span(t)
                     if z > a:
-                        part[seg.docs[a:z]] += np.float32(self._idf(int(self.df_[t]))) * weight[a:z]
+                        part[seg.docs[a:z]] += np.float32(st.idf(t)) * weight[a:z]
             offset += len(seg)
         if self.alive_ is not None:
             out[~self.alive_] = 0.0
         return out
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The main segment's postings by document (CSR: offsets, term ids sorted, weights), built on first use:
+        exact scores of a few documents read their rows instead of searching every query term's postings.
+        """
+        cached: tuple[np.ndarray, np.ndarray, np.ndarray] | None = self.__dict__.get("_cache_rows")
+        if cached is None:
+            m = self.main_
+            csr = sp.csc_matrix((self._weights()[0], m.docs, m.indptr), shape=(len(m), len(m.indptr) - 1)).tocsr()
+            csr.sort_indices()
+            cached = (csr.indptr.astype(np.int64), csr.indices.astype(np.int32), csr.data.astype(np.float32))
+            self.__dict__["_cache_rows"] = cached
+        return cached
+
+    def score_docs(self, tokens: list[str], positions: np.ndarray) -> np.ndarray:
+        """``scores(tokens)[positions]`` without scoring the rest: the same float32 sums in the same order."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.zeros(len(positions), dtype=np.float32)
+        terms = self._query_terms(tokens)
+        st = self.stats()
+        if not terms or st.n_docs == 0 or not len(positions):
+            return out
+        uniq, slot = np.unique(np.asarray(terms, np.int64), return_inverse=True)
+        # Weight of each distinct query term in each document: main documents from their rows, delta ones by
+        # searching the (small) delta postings.
+        w = np.zeros((len(uniq), len(positions)), np.float32)
+        n_main = len(self.main_)
+        in_main = np.flatnonzero(positions < n_main)
+        if len(in_main):
+            indptr, row_terms, row_w = self._rows()
+            docs = positions[in_main]
+            lens = indptr[docs + 1] - indptr[docs]
+            at = np.repeat(indptr[docs] - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+            col = np.repeat(in_main, lens)
+            lut = np.full(len(self.main_.indptr), -1, np.int32)  # term id → distinct query term (-1: none)
+            lut[uniq[uniq < len(lut)]] = np.flatnonzero(uniq < len(lut))
+            j = lut[row_terms[at]]
+            hit = j >= 0
+            w[j[hit], col[hit]] = row_w[at[hit]]
+        in_delta = np.flatnonzero(positions >= n_main)
+        if len(in_delta):
+            weight = self._weights()[1]
+            local = positions[in_delta] - n_main
+            for j, t in enumerate(uniq):
+                a, z = self.delta_.span(int(t))
+                if z > a:
+                    at = np.minimum(np.searchsorted(self.delta_.docs[a:z], local), z - a - 1)
+                    hit = self.delta_.docs[a:z][at] == local
+                    w[j, in_delta[hit]] = weight[a:z][at[hit]]
+        # Summed in query order, repeats included, as scores() sums (adding a 0 weight leaves a float32 sum as is).
+        for t, j in zip(terms, slot, strict=True):
+            out += np.float32(st.idf(t)) * w[j]
+        if self.alive_ is not None:
+            out[~self.alive_[positions]] = 0.0
+        return out
+
+    def top(self, tokens: list[str], k: int, mask: np.ndarray | None = None, also: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``k`` best positions scoring above zero (among ``mask``), best first, lower position on ties, their
+        scores, and the scores of the positions ``also`` (e.g. another retriever's candidates): exactly what
+        ``top_k`` of :meth:`scores` gives, found without scoring every posting where the bound allows (see the
+        module's docstring).
+        """
+        also = np.empty(0, np.int64) if also is None else np.asarray(also, dtype=np.int64)
+        terms = self._query_terms(tokens)
+        if not terms or self.stats().n_docs == 0 or k < 1:
+            return np.empty(0, np.int64), np.empty(0, np.float32), np.zeros(len(also), np.float32)
+        cands = self._pruned_candidates(terms, k, mask) if PRUNE else None
+        if cands is None:
+            s = self.scores(tokens)
+            kept = s if mask is None else np.where(mask, s, np.float32(0))
+            hit = _above(kept, k)
+            j, v = top_k(kept[hit], k)
+            return hit[j], v, s[also]
+        both = np.unique(np.concatenate([cands, also]))
+        val = self.score_docs(tokens, both)
+        mine = np.isin(both, cands, assume_unique=True)
+        c, v = both[mine], val[mine]
+        order = np.lexsort((c, -v))[:k]
+        order = order[v[order] > 0]
+        return c[order], v[order], val[np.searchsorted(both, also)]
+
+    def _pruned_candidates(self, terms: list[int], k: int, mask: np.ndarray | None) -> np.ndarray | None:
+        """Positions that hold the top ``k`` (a superset), or None where reading the impact-ordered postings
+        would not stop early (the caller then scores every posting).
+        """
+        st = self.stats()
+        weights = self._weights()[0]
+        counts: dict[int, int] = {}
+        for t in terms:
+            counts[t] = counts.get(t, 0) + 1
+        keep = self.alive_ if mask is None else (mask if self.alive_ is None else mask & self.alive_)
+        short_docs, short_val, long_terms = [], [], []
+        for t, c in counts.items():
+            a, z = self.main_.span(t)
+            if z - a > IMPACT_MIN:
+                long_terms.append((t, c * st.idf(t)))
+            elif z > a:
+                short_docs.append(self.main_.docs[a:z])
+                short_val.append(c * st.idf(t) * weights[a:z].astype(np.float64))
+        total_long = sum(int(np.diff(self.main_.span(t))[0]) for t, _ in long_terms)
+        budget = FIRST_BUDGET * k
+        if not long_terms or total_long <= SCAN_RATIO * budget:
+            return None
+        offsets, imp_w, imp_d = self._impact()
+        lists = [(imp_w[offsets[t]:offsets[t + 1]], imp_d[offsets[t]:offsets[t + 1]], f) for t, f in long_terms]
+        while budget * SCAN_RATIO < total_long:
+            # The threshold: about the budget-th highest contribution, estimated from each long list's head.
+            head = max(16, 2 * budget // len(lists))
+            heads = np.concatenate([w[:head] * f for w, _, f in lists])
+            rank = min(budget, len(heads))
+            tau = np.partition(heads, len(heads) - rank)[len(heads) - rank]
+            docs, val, gap = list(short_docs), list(short_val), []
+            unseen = 0.0
+            for w, d, f in lists:
+                p = int(np.searchsorted(-w, -tau / f, side="right"))
+                rest = float(w[p]) * f if p < len(w) else 0.0
+                unseen += rest
+                docs.append(d[:p])
+                val.append(w[:p].astype(np.float64) * f)
+                gap.append(np.full(p, rest))
+            all_docs = np.concatenate(docs)
+            all_val = np.concatenate(val)
+            all_gap = np.concatenate([np.zeros(sum(map(len, short_docs)))] + gap)
+            if keep is not None:
+                ok = keep[all_docs]
+                all_docs, all_val, all_gap = all_docs[ok], all_val[ok], all_gap[ok]
+            uniq, inv = np.unique(all_docs, return_inverse=True)
+            partial = np.bincount(inv, all_val, len(uniq))
+            upper = partial + unseen - np.bincount(inv, all_gap, len(uniq))
+            if len(uniq) >= k:
+                kth = np.partition(partial, len(uniq) - k)[len(uniq) - k] * (1 - BOUND_SLACK)
+                main = uniq[upper * (1 + BOUND_SLACK) >= kth].astype(np.int64)
+                if unseen * (1 + BOUND_SLACK) < kth and len(main) <= MAX_RESCORE * k:
+                    return np.concatenate([main, self._delta_candidates(counts, keep)])
+                if unseen > HOPELESS * kth:
+                    return None
+            budget *= BUDGET_GROWTH
+        return None
+
+    def _delta_candidates(self, terms: Mapping[int, int], keep: np.ndarray | None) -> np.ndarray:
+        """Delta positions holding any of ``terms`` (the delta is small and read whole)."""
+        spans = [self.delta_.span(t) for t in terms]
+        docs = np.concatenate([self.delta_.docs[a:z] for a, z in spans] + [np.empty(0, np.int32)])
+        pos = np.unique(docs).astype(np.int64) + len(self.main_)
+        return pos if keep is None else pos[keep[pos]]
 
     def search(self, queries: list[list[str]], k: int, mask: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -190,12 +441,8 @@ class SparseIndex:
         idx = np.full((n, k), -1, dtype=np.int64)
         val = np.zeros((n, k), dtype=np.float32)
         for i, q in enumerate(queries):
-            s = self.scores(q)
-            if mask is not None:
-                s = np.where(mask, s, 0.0)
-            j, v = top_k(s, k)
-            keep = v > 0
-            idx[i, : keep.sum()], val[i, : keep.sum()] = j[keep], v[keep]
+            j, v, _ = self.top(q, k, mask)
+            idx[i, :len(j)], val[i, :len(j)] = j, v
         return idx, val
 
     def keywords(self, tokens: list[str], n: int = 8) -> list[tuple[str, float]]:
@@ -241,4 +488,23 @@ class SparseIndex:
         self.df_ = np.diff(self.main_.indptr).astype(np.int64)
         self.n_docs_ = n_docs
         self.total_len_ = float(lengths.sum(dtype=np.float64))
+        self._clear_caches()
         return self
+
+
+def _above(s: np.ndarray, k: int, sample: int = 4_096) -> np.ndarray:
+    """Positions (increasing) that hold the k best positive entries of ``s`` and every entry tied with them.
+
+    A full selection over millions of positive scores costs more than the scores' own gather-add, so a threshold is
+    guessed from an evenly spaced sample (a few times k's share of it) and kept only where at least k entries pass
+    it: then no entry below it can be among the k best, whatever the sample was.
+    """
+    if len(s) > 8 * sample:
+        pick = s[:: len(s) // sample]
+        m = min(len(pick), 4 * (k * len(pick) // len(s) + 1))
+        guess = np.partition(pick, len(pick) - m)[len(pick) - m]
+        if guess > 0:
+            hit = np.flatnonzero(s >= guess)
+            if len(hit) >= k:
+                return hit
+    return np.flatnonzero(s > 0)

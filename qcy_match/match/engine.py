@@ -20,12 +20,12 @@ from ..config import EngineConfig
 from ..encoders import Encoder, make_encoder
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
-from ..index.topk import top_k
 from ..ingest.records import from_any, normalize_id, text_of
 from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict, resolve_backend
+from . import device as device_path
 from . import filters as filt
 from . import pool as pools
 from . import saved, teams
@@ -279,27 +279,34 @@ class MatchEngine:
 
     def match(self, queries: RecordsLike | Sequence[str], k: int = 10,
               filters: filt.Filters | Iterable[str] | None = None, explain_matches: bool = True,
-              show_progress: bool = False) -> Matches:
+              show_progress: bool = False, device: str | None = None) -> Matches:
         """Best ``k`` indexed records for each query (records, dicts, or plain strings), best first.
 
         ``filters`` (e.g. ``{"industry": ["39", "C27"], "region": "关中"}``) are applied inside the search, so each
         query gets min(k, records passing the filter) results. Queries failing validation go to
         ``Matches.rejected``. The result arrays are (queries, min(k, records in the index)): a k beyond the index
         size allocates nothing for slots no record could fill.
+
+        ``device`` (``"cuda"``, or ``"cpu"`` for torch's CPU backend) scores the batch with torch on that device
+        (:mod:`qcy_match.match.device`, the [gpu] extra); None, the default, is the numpy/FAISS path.
         """
         # one snapshot for the whole batch, whatever writers do meanwhile
-        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress)
+        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress, device)
 
     def _match_in(self, st: Snapshot, queries: RecordsLike | Sequence[str], k: int,
-                  filters: filt.Filters | Iterable[str] | None, explain_matches: bool, show_progress: bool
-                  ) -> Matches:
+                  filters: filt.Filters | Iterable[str] | None, explain_matches: bool, show_progress: bool,
+                  device: str | None = None) -> Matches:
         """:meth:`match` against snapshot ``st``."""
         if k < 1:
             raise ValueError("k must be at least 1")
+        on = device_path.resolve(device)  # a GPU asked for and absent fails here, before any work
         recs, rejects = self._queries(queries)
         k = min(k, len(st.ids))
         keep = st.filters.mask(filt.parse([filters] if isinstance(filters, str) else filters))
-        out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
+        if on is not None:
+            out = device_path.match_records(self, st, recs, k, st.positions(keep), explain_matches, show_progress, on)
+        else:
+            out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
         return dataclasses.replace(out, rejected=rejects)
 
     def _match_records(self, st: Snapshot, recs: pd.DataFrame, k: int, mask: np.ndarray | None,
@@ -315,6 +322,7 @@ class MatchEngine:
         texts = self._texts(recs)
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
         doc_fields = st.explain_fields if explain_matches else {}
+        idf = st.sparse.idf_
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
             q_tokens, q_vecs = self._query_inputs(recs.iloc[chunk], texts[chunk])
@@ -328,8 +336,10 @@ class MatchEngine:
                 idx[i, :m], scores[i, :m] = row[0], row[1]
                 if explain_matches:
                     q = {c: v[j] for c, v in q_fields.items()}
+                    # The idf of this query's own terms only: shared keywords are among them.
+                    q_idf = {t: idf[t] for t in set(toks) if t in idf}
                     expl[i] = [explain(q, {c: v[d] for c, v in doc_fields.items()}, toks, st.tokens[d],
-                                       st.sparse.idf_, sig, self.config.n_keywords)
+                                       q_idf, sig, self.config.n_keywords)
                                for d, sig in zip(row[0], row[2], strict=True)]
             bar.update(chunk.stop - chunk.start)
         bar.close()
@@ -356,13 +366,11 @@ class MatchEngine:
     def _pool_one(st: Snapshot, sparse: SparseIndex, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray,
                   pool: int, mask: np.ndarray | None) -> pools.Pool:
         """One query's candidates in snapshot ``st`` (positions): the BM25 top ``pool`` scored by ``sparse`` (the
-        snapshot's own, or a shard's view with corpus-wide statistics) and the dense top list ``dense_top``.
+        snapshot's own, or a shard's with corpus-wide statistics) and the dense top list ``dense_top``.
         """
-        s_all = sparse.scores(tokens)
-        s_masked = s_all if mask is None else np.where(mask, s_all, -np.inf)
-        s_top, s_val = top_k(s_masked, pool)
-        return pools.pool_of(s_top[s_val > 0], dense_top[dense_top >= 0], s_all,
-                             lambda keys: st.dense.score(qvec, keys))
+        d_top = dense_top[dense_top >= 0]
+        s_top, s_val, d_sparse = sparse.top(tokens, pool, mask, also=d_top)
+        return pools.pool_of(s_top, d_top, np.concatenate([s_val, d_sparse]), lambda keys: st.dense.score(qvec, keys))
 
     # ---- solvers and consortia (揭榜挂帅, 创新联合体) ------------------------------------------------------------
     def solvers(self, needs: RecordsLike | Sequence[str], k: int = 5, filters: filt.Filters | Iterable[str] | None

@@ -45,6 +45,7 @@ from ..output.paths import check_outputs, input_table, output_table
 from ..output.rejects import report_rejections
 from ..output.tables import write_table
 from . import filters as filt
+from .device import resolve as resolve_device
 from .engine import MatchEngine, RecordsLike
 from .results import LABEL, SIDES, Matches
 from .stream import Checkpointed, checkpoint_path, validate_file
@@ -110,13 +111,15 @@ def orient(direction: str, achievements: T, needs: T) -> tuple[T, str, T]:
 
 def match_records(achievements: RecordsLike, needs: RecordsLike, direction: str = "needs", k: int = 10,
                   filters: filt.Filters | Iterable[str] | None = None, config: EngineConfig | None = None,
-                  show_progress: bool = False) -> tuple[Matches, MatchEngine]:
+                  show_progress: bool = False, device: str | None = None) -> tuple[Matches, MatchEngine]:
     """Match both sides in one call, in memory. ``direction='needs'``: each need gets achievements;
     ``'achievements'``: the reverse. Returns the matches and the engine built over the searched side.
+    ``device``: as in :meth:`MatchEngine.match` (``"cuda"`` scores the batch on a GPU).
     """
+    resolve_device(device)  # a GPU asked for and absent fails before the index is built
     corpus, side, queries = orient(direction, achievements, needs)
     engine = MatchEngine(config).index(corpus, side=side, show_progress=show_progress)
-    return engine.match(queries, k=k, filters=filters, show_progress=show_progress), engine
+    return engine.match(queries, k=k, filters=filters, show_progress=show_progress, device=device), engine
 
 
 def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
@@ -125,7 +128,8 @@ def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
                filters: filt.Filters | Iterable[str] | None = None, config: EngineConfig | None = None,
                chunk_rows: int = 2000, resume: bool = False, strict: bool = False,
                rejects: str | os.PathLike[str] | None = None, sheet: str | int | None = None,
-               show_progress: bool = False, on_chunk: Callable[[JobChunk], None] | None = None) -> JobResult:
+               show_progress: bool = False, on_chunk: Callable[[JobChunk], None] | None = None,
+               device: str | None = None) -> JobResult:
     """Match a needs file against an index of achievements (``index``: loaded, or its directory) or an achievements
     file (``achievements``, indexed with ``config``) and write the table of matches to ``out``.
 
@@ -137,9 +141,12 @@ def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
     ``<out stem>.rejected.csv``); with ``strict`` any such row raises :class:`~qcy_match.errors.RejectedRowsError`
     before output is written, as does a file without a usable row. ``sheet`` selects the worksheet of the inputs
     that are XLSX workbooks. An output that would overwrite an input or another output raises
-    :class:`~qcy_match.errors.OutputError` before anything is written.
+    :class:`~qcy_match.errors.OutputError` before anything is written. ``device`` (``"cuda"``, or ``"cpu"`` for
+    torch's CPU backend) scores each chunk with torch on that device (:mod:`.device`); a GPU asked for where torch
+    sees none raises :class:`~qcy_match.errors.UsageError` before anything is read or written.
     """
     t0 = time.time()
+    resolve_device(device)
     needs, out = Path(needs), Path(out)
     if index is not None and achievements is not None:
         raise UsageError("give an index of achievements or an achievements file, not both")
@@ -157,7 +164,7 @@ def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
     report = Path(rejects) if rejects else out.with_name(out.stem + ".rejected.csv")
     _check_paths(needs, out, report, index, achievements, config, streamed)
     result = JobResult(out, report, direction, streamed=streamed)
-    opts = _Options(k, wanted, chunk_rows, fmt, sheet, show_progress, on_chunk)
+    opts = _Options(k, wanted, chunk_rows, fmt, sheet, show_progress, on_chunk, device)
     if index is not None and streamed:
         return _streamed(*_achievements_index(index, identify=True), needs, opts, resume, strict, result, t0)
     source = Path(achievements) if achievements is not None else _achievements_index(index)[0]  # type: ignore[arg-type]
@@ -194,6 +201,7 @@ class _Options:
     sheet: str | int | None  # of XLSX inputs
     show_progress: bool
     on_chunk: Callable[[JobChunk], None] | None
+    device: str | None = None  # torch device of the device path, None for the default path
 
 
 def _achievements_index(index: MatchEngine | str | os.PathLike[str], identify: bool = False
@@ -306,7 +314,7 @@ def _write(engine: MatchEngine, chunks: Iterable[pd.DataFrame], opts: _Options, 
     with tqdm(total=result.valid or None, desc="match", unit=LABEL[result.direction],
               disable=not opts.show_progress) as bar:
         for queries in chunks:
-            matches = engine.match(queries, k=opts.k, filters=opts.filters or None)
+            matches = engine.match(queries, k=opts.k, filters=opts.filters or None, device=opts.device)
             chunk = JobChunk(queries, matches, matches.to_frame(queries, engine.records_))
             if len(chunk.table) and opts.fmt in APPENDABLE:
                 write_table(chunk.table, out, append=out.exists() and out.stat().st_size > 0)

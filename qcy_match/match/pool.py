@@ -34,12 +34,12 @@ class Pool:
         return len(self.keys)
 
 
-def pool_of(sparse_top: np.ndarray, dense_top: np.ndarray, sparse_all: np.ndarray, dense_scores: Any) -> Pool:
-    """The pool of both top lists (positions, best first) of one searched part; ``sparse_all`` holds the BM25
-    score of every position, ``dense_scores(positions)`` gives the dense ones.
+def pool_of(sparse_top: np.ndarray, dense_top: np.ndarray, scores: np.ndarray, dense_scores: Any) -> Pool:
+    """The pool of both top lists (positions, best first) of one searched part; ``scores`` holds the BM25 score of
+    each of ``sparse_top`` then of each of ``dense_top``, ``dense_scores(positions)`` gives the dense ones.
     """
-    keys = np.unique(np.concatenate([sparse_top, dense_top])).astype(np.int64)
-    return Pool(keys, sparse_all[keys].astype(np.float32), np.asarray(dense_scores(keys), np.float32),
+    keys, at = np.unique(np.concatenate([sparse_top, dense_top]).astype(np.int64), return_index=True)
+    return Pool(keys, np.asarray(scores, np.float32)[at], np.asarray(dense_scores(keys), np.float32),
                 _ranks(keys, sparse_top), _ranks(keys, dense_top))
 
 

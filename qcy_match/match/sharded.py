@@ -250,8 +250,12 @@ class ShardedEngine(MatchEngine):
     # ---- matching -------------------------------------------------------------------------------------------
     def match(self, queries: RecordsLike | Sequence[str], k: int = 10,
               filters: filt.Filters | Iterable[str] | None = None, explain_matches: bool = True,
-              show_progress: bool = False) -> Matches:
-        """As :meth:`MatchEngine.match`: every shard searched with corpus-wide statistics, pools merged, fused."""
+              show_progress: bool = False, device: str | None = None) -> Matches:
+        """As :meth:`MatchEngine.match`: every shard searched with corpus-wide statistics, pools merged, fused.
+        The GPU path (``device``) needs an unsharded index.
+        """
+        if device is not None:
+            raise UsageError("the GPU path (device) needs an unsharded index; a sharded one is matched on the CPU")
         if k < 1:
             raise ValueError("k must be at least 1")
         state = self._state  # one state for the whole batch, whatever writers do meanwhile
