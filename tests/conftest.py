@@ -78,3 +78,23 @@ def demo_analysis():
     needs, rej_n = load_records(root / "needs.jsonl")
     assert rej_a == rej_n == []
     return analytics.analyse(achievements, needs, k=10)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one small Spark session of the suite (local[2], tasks retried up to 3 times, no UI, 2 shuffle
+    partitions), for every Spark test module; skipped without pyspark or Java.
+    """
+    import os
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        pytest.skip("Spark needs Java 17 (apt-get install -y openjdk-17-jre-headless)")
+    from qcy_match import spark as qs
+
+    session = qs.session("local[2,3]", app="qcy-match-tests", conf={
+        "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
+        "spark.driver.memory": "1g", "spark.python.worker.reuse": "true"})
+    yield session
+    session.stop()

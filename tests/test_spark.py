@@ -31,15 +31,6 @@ pytestmark = [pytest.mark.skipif(not CSL.is_file(), reason="CSL data not found")
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 
 
-@pytest.fixture(scope="session")
-def spark():
-    session = qs.session("local[2,3]", app="qcy-match-tests", conf={
-        "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
-        "spark.driver.memory": "1g", "spark.python.worker.reuse": "true"})
-    yield session
-    session.stop()
-
-
 @pytest.fixture(scope="module")
 def csl(tmp_path_factory):
     """200 CSL papers as achievements (an LSA index) and 30 other papers' titles and keywords as needs, with three

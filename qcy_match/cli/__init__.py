@@ -25,7 +25,7 @@ from .milvus import _add_milvus_parser, cmd_export_milvus
 from .report import _add_report_parser, cmd_report
 from .serve import _add_serve_parsers, cmd_serve, cmd_token
 from .solvers import _add_solvers_parsers, cmd_consortium, cmd_solvers
-from .spark import _add_spark_parser, cmd_spark_match
+from .spark import _add_spark_index_parser, _add_spark_parser, cmd_spark_index, cmd_spark_match
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench_parser(sub)
     _add_serve_parsers(sub)
     _add_spark_parser(sub)
+    _add_spark_index_parser(sub)
     _add_milvus_parser(sub)
     return ap
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
                 "report": cmd_report, "bench": cmd_bench, "serve": cmd_serve, "token": cmd_token,
                 "solvers": cmd_solvers, "consortium": cmd_consortium, "spark-match": cmd_spark_match,
-                "export-milvus": cmd_export_milvus}
+                "spark-index": cmd_spark_index, "export-milvus": cmd_export_milvus}
     try:
         commands[args.command](args)
     except KeyboardInterrupt as exc:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, _check_paths
+from .common import CliError, _add_engine_options, _check_paths, _config
 
 OUTPUTS = ("matches", "rejected.csv")  # what spark-match writes under --out
 
@@ -31,6 +31,54 @@ def _add_spark_parser(sub: Any) -> None:
     p.add_argument("--sheet", help="worksheet of an .xlsx needs file")
     p.add_argument("--strict", action="store_true", help="fail if any input row is rejected (after the report)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+
+
+def _add_spark_index_parser(sub: Any) -> None:
+    p = sub.add_parser("spark-index", help="build a sharded index as a Spark job ([spark] extra, Java 17)")
+    side = p.add_mutually_exclusive_group(required=True)
+    side.add_argument("--records", "--achievements", dest="records", type=Path,
+                      help="achievements file (CSV/TSV, XLSX, JSONL, Parquet)")
+    side.add_argument("--needs", type=Path, help="index needs instead")
+    p.add_argument("--out", type=Path, required=True, help="sharded index directory to write (storage every "
+                   "executor writes and reads)")
+    p.add_argument("--shards", type=int, required=True, metavar="N", help="shard count")
+    p.add_argument("--master", help="Spark master, e.g. local[2] (default: spark-submit's, else local[*])")
+    p.add_argument("--fit-sample", type=int, default=100_000, metavar="N",
+                   help="records a corpus-fitted encoder (lsa) is fitted on, a seeded sample (default 100000)")
+    p.add_argument("--sheet", help="worksheet of an .xlsx input")
+    p.add_argument("--rejects", type=Path, help="rejected-rows report (default: beside --out)")
+    p.add_argument("--strict", action="store_true", help="fail if any input row is rejected")
+    _add_engine_options(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+
+
+def cmd_spark_index(args: argparse.Namespace) -> None:
+    """Build a sharded index on Spark: encoder fitted on the driver, one task per shard, manifest on the driver."""
+    from ..output.rejects import report_rejections
+    from ..spark import job, shards
+
+    if args.shards < 1:
+        raise CliError("--shards must be at least 1")
+    if args.fit_sample < 1:
+        raise CliError("--fit-sample must be at least 1")
+    path = args.records or args.needs
+    config = _config(args)
+    rejects = args.rejects or args.out.with_name(args.out.name + ".rejected.csv")
+    _check_paths([rejects], [path], [Path(p) for p in config.user_dicts], dirs=[args.out])
+    job.require_spark()
+    t0 = time.time()
+    spark = job.session(args.master or _default_master())
+    records = job.read_needs(spark, path, args.sheet)
+    valid, rejected, checked = job.validated(records)
+    found = records.rejected + sorted((job.rejection(r) for r in rejected.collect()), key=lambda r: r.row)
+    summary = report_rejections(found, rejects, strict=args.strict)
+    side = "achievements" if args.records else "needs"
+    try:
+        out = shards.build(valid, records.columns, args.out, args.shards, config, side, args.fit_sample)
+    finally:
+        checked.unpersist()
+    print(f"spark-index: {side} from {path} → {out} ({args.shards} shards, {time.time() - t0:.1f} s); {summary}",
+          file=sys.stderr)
 
 
 def cmd_spark_match(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ and matches the achievements of the index, a range of positions per task, agains
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ from ..match.engine import MatchEngine
 from ..match.jobs import searched_side
 from ..match.results import LABEL
 from ..output.tables import escape_formula, for_spreadsheet
-from . import worker
+from . import shards, worker
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -108,8 +109,7 @@ class SparkJob:
 
     def rejections(self) -> list[Rejection]:
         """Every rejected row, in input order (collected to the driver: rejected rows are few)."""
-        found = [Rejection(r["file"], int(r["row"]), r["field"], r["reason"], r["value"] or "")
-                 for r in self.rejected.collect()]
+        found = [rejection(r) for r in self.rejected.collect()]
         return self.read_rejected + sorted(found, key=lambda r: r.row)
 
 
@@ -178,26 +178,46 @@ def run(needs: DataFrame | Needs, index: str | os.PathLike[str], k: int = 10,
     index = str(index)
     needs = as_needs(needs)
     spark = needs.rows.sparkSession
-    from pyspark import StorageLevel
-
-    # Kept: the matches and the rejected rows both read the validated rows, which should be computed once.
-    checked = needs.rows.mapInPandas(_validator(needs.source), _CHECKED).persist(StorageLevel.MEMORY_AND_DISK)
-    valid, rejected = _deduplicated(checked, needs.source)
+    valid, rejected, checked = validated(needs)
+    sharded = shards.is_sharded(index)
+    tasks = partitions or 2 * spark.sparkContext.defaultParallelism
     if direction == "needs":
-        columns = _describe(spark, index, needs.columns, wanted)
+        columns = _describe(spark, index, needs.columns, wanted, sharded=sharded)
+        if sharded:  # needs × shards, each need's pools merged before fusion (spark.shards)
+            return SparkJob(shards.match(valid, index, k, wanted, columns, tasks), rejected, direction,
+                            list(needs.rejected), [checked])
         # An explicit count: adaptive execution would merge the (small) shuffled needs into one task, and the
         # matching, not the data, is the work to spread.
-        tasks = partitions or 2 * spark.sparkContext.defaultParallelism
         valid = valid.repartition(tasks).sortWithinPartitions(worker.ROW)
         matches = valid.mapInPandas(_matcher(index, k, wanted, columns), _schema(columns))
     else:
-        searched = _index_needs(valid, index, Path(work_dir) if work_dir else Path(tempfile.mkdtemp("-qcy-spark")))
-        engine = worker.open_index(index)
-        columns = _describe(spark, index, [str(c) for c in engine.records_.columns], wanted, searched)
-        positions = spark.range(len(engine), numPartitions=partitions or 2 * spark.sparkContext.defaultParallelism)
-        matches = positions.withColumnRenamed("id", "pos").mapInPandas(
-            _position_matcher(index, searched, k, wanted, columns), _schema(columns))
+        # A sharded index's records are the queries here: each shard is an ordinary index directory, read in order.
+        parts = shards.shard_paths(index) if sharded else [(index, len(worker.open_index(index)))]
+        searched = _index_needs(valid, parts[0][0],
+                                Path(work_dir) if work_dir else Path(tempfile.mkdtemp("-qcy-spark")))
+        first = worker.open_index(parts[0][0])
+        columns = _describe(spark, parts[0][0], [str(c) for c in first.records_.columns], wanted, searched)
+        tables = [spark.range(size, numPartitions=tasks).withColumnRenamed("id", "pos").mapInPandas(
+            _position_matcher(path, searched, k, wanted, columns), _schema(columns)) for path, size in parts]
+        matches = functools.reduce(lambda a, b: a.union(b), tables)
     return SparkJob(matches, rejected, direction, list(needs.rejected), [checked])
+
+
+def validated(rows: Needs) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """The usable rows ``(_row, _record)`` (an id's first row), the rejected ones (the report's columns), and the
+    validated stage both read, persisted (unpersist it when done).
+    """
+    from pyspark import StorageLevel
+
+    # Kept: the usable and the rejected rows both read the validated rows, which should be computed once.
+    checked = rows.rows.mapInPandas(_validator(rows.source), _CHECKED).persist(StorageLevel.MEMORY_AND_DISK)
+    valid, rejected = _deduplicated(checked, rows.source)
+    return valid, rejected, checked
+
+
+def rejection(row: Any) -> Rejection:
+    """A collected row of the rejected rows as a :class:`Rejection`."""
+    return Rejection(row["file"], int(row["row"]), row["field"], row["reason"], row["value"] or "")
 
 
 def _validator(source: str) -> Any:
@@ -237,13 +257,15 @@ def _deduplicated(checked: DataFrame, source: str) -> tuple[DataFrame, DataFrame
 
 
 def _describe(spark: SparkSession, index: str, query_columns: list[str], wanted: dict[str, list[str]],
-              searched: str | None = None) -> list[tuple[str, str]]:
+              searched: str | None = None, sharded: bool = False) -> list[tuple[str, str]]:
     """The output columns, found by one task on an executor (which then keeps the index open), so the driver
     never loads the index for direction needs. An error there (a filter on a field the records lack, an index
     that cannot be read or is not of achievements) is raised here as the library's own error.
     """
     def probe(_: Any) -> dict[str, Any]:
         try:
+            if sharded:  # one shard is opened (and kept), never the whole index
+                return {"columns": shards.describe(index, query_columns, wanted)}
             engine = worker.open_index(index)
             if engine.side_ != "achievements":
                 raise UsageError(f"{index} is an index of {engine.side_}; matching against an index needs an "
