@@ -11,7 +11,7 @@ E5     := $(VENV)/.e5-installed
 SERVE  := $(VENV)/.serve-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve
+.PHONY: demo test test-slow lint bench bench-solvers bench-confidence clean report report-check browser-deps bench-serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,13 @@ bench: $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.run --out benchmarks/results
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/classify_quality.py
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.solvers --out benchmarks/results
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.confidence --out benchmarks/results --limit 500
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tune --out benchmarks/results --limit 500
+
+# Confidence calibration and qcy-match tune on CSL alone (dev and test rows apart; ~10 min on 2 cores).
+bench-confidence: $(CORE)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.confidence --out benchmarks/results --limit 500
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tune --out benchmarks/results --limit 500
 
 # Solver ranking and consortia alone (揭榜挂帅 / 创新联合体; ~2 min, core install only).
 bench-solvers: $(CORE)

@@ -21,6 +21,9 @@ def _add_tune_parser(sub: Any) -> None:
     p.add_argument("--needs", type=Path, required=True, help="the judged needs' records (their id is need_id)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds, by need (default 5)")
     p.add_argument("--accept-grade", type=int, default=1, help="the least grade counted as accepted (default 1)")
+    p.add_argument("--weights", metavar="W1,W2", help="dense weights to try (default 0,0.2,0.3,0.4,0.5,0.6,0.8; "
+                   "the index's current setting is always tried)")
+    p.add_argument("--depths", metavar="N1,N2", help="candidate depths to try (default 50,100,200)")
     p.add_argument("--report", type=Path, help="also write the report as JSON")
     p.add_argument("--dry-run", action="store_true", help="report only; never change the index")
     _add_input_options(p)
@@ -36,6 +39,13 @@ def cmd_tune(args: argparse.Namespace) -> None:
         raise CliError("--folds must be at least 2")
     if not 0 <= args.accept_grade <= 3:
         raise CliError("--accept-grade must be 0–3")
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else list(tune.WEIGHTS)
+        depths = [int(d) for d in args.depths.split(",")] if args.depths else list(tune.DEPTHS)
+    except ValueError as exc:
+        raise CliError(f"--weights and --depths are comma-separated numbers ({exc})") from exc
+    if not all(0 <= w <= 1 for w in weights) or not all(d >= 1 for d in depths):
+        raise CliError("--weights must lie in 0..1 and --depths be at least 1")
     rejects_at = _rejects_path(args, args.judgments)
     _check_paths([rejects_at, args.report], [args.judgments, args.needs], [args.index])
     t0 = time.time()
@@ -46,7 +56,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
     version = persistence.version(args.index) if (args.index / persistence.LAYOUT.manifest).is_file() else None
     engine = MatchEngine.load(args.index)
     try:
-        report, unknown = tune.tune(engine, needs, judgments, folds=args.folds, accept_grade=args.accept_grade,
+        report, unknown = tune.tune(engine, needs, judgments, folds=args.folds, weights=weights, depths=depths,
+                                    accept_grade=args.accept_grade,
                                     source=str(args.judgments))
     except ValueError as exc:
         raise CliError(str(exc)) from exc
