@@ -3,9 +3,9 @@
 Task: CSL keywords → paper (corpus ``csl_full``: title + abstract; the first ``--limit`` dev and test rows, 500 by
 default). For every dev query the judgments hold the right paper as accepted (grade 1) and the default engine's
 other top-10 results as rejected (grade 0), as a broker's log of accepted and rejected suggestions would.
-``qcy-match tune`` (the CLI, so the whole path is exercised: reading the judgments, cross-validation by need, saving into the index under its lock) runs on those; then the test rows
-are matched with the index before and after, and compared by MRR@10 / nDCG@10 and by the ECE of the confidence on
-their top-10 pairs.
+``qcy-match tune`` runs on those through the CLI, so the whole path is exercised (reading the judgments,
+cross-validation by need, saving into the index under its lock); then the test rows are matched with the index
+before and after, and compared by MRR@10 / nDCG@10 and by the ECE of the confidence on their top-10 pairs.
 
 Usage: python -m benchmarks.tune [--data ../shared/data] [--out benchmarks/results]
 """
