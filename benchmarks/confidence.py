@@ -115,13 +115,11 @@ def main(argv: list[str] | None = None) -> int:
             drop = rng.random(len(q)) < 0.5
             halves[name] = (q, drop)
             gone += [d for qid in q["id"][drop] for d, g in ds.qrels.get(qid, {}).items() if g > 0]
-        engine = engines[ds.corpus_name]
-        keep = dict.fromkeys(gone)
-        engine.delete(keep)
+        engine = engines[ds.corpus_name]  # each task has a corpus of its own, so nothing is restored after
+        engine.delete(dict.fromkeys(gone))
         for name, (q, drop) in halves.items():
             conf, feats = top1(engine, q)
             removed[(ds.name, name)] = (conf, feats, ~drop)
-        engine.upsert(ds.corpus[ds.corpus["id"].astype(str).isin(keep)])
     dev = [parts[(ds.name, "dev")] for ds in chosen]
     X = np.vstack([p["X"] for p in dev])
     y = np.concatenate([p["y"] for p in dev])
@@ -155,12 +153,12 @@ def main(argv: list[str] | None = None) -> int:
                                           "ece_shipped": round(cf.expected_calibration_error(sc, yy), 4),
                                           "no_answer_auc_shipped": round(cf.roc_auc(rc, rp), 4),
                                           "no_answer_auc": round(cf.roc_auc(cal.predict(rf), rp), 4)}
+    args.out.mkdir(parents=True, exist_ok=True)
     np.savez(args.out / "confidence_pairs.npz", **{f"{a}|{b}|{k}": v for (a, b), p in parts.items()
                                                     for k, v in p.items() if k != "query"},
              **{f"{a}|{b}|removed{j}": v for (a, b), r in removed.items() for j, v in enumerate(r)}) \
         if args.keep_pairs else None
     result["seconds"] = round(time.time() - t0, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "confidence.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     (args.out / "confidence.md").write_text(markdown(result), encoding="utf-8")
     print(markdown(result))
