@@ -35,6 +35,9 @@ class EngineConfig:
     # Titles are cut to this many characters, with a warning, before anything reads them (the dense encoder reads
     # the title alone in "title" mode, where max_text_chars would not bound it).
     max_title_chars: int = 1_000
+    # The calibration of each match's confidence (match.confidence.Calibration as JSON); empty: the shipped one.
+    # Written by ``qcy-match tune`` when the platform's own judgments improve on it.
+    confidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""

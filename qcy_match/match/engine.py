@@ -25,9 +25,9 @@ from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict, resolve_backend
+from . import confidence, saved, teams
 from . import device as device_path
 from . import filters as filt
-from . import saved, teams
 from .explain import EXPLAIN_FIELDS, explain
 from .fusion import fuse
 from .results import SIDES, Matches
@@ -262,19 +262,24 @@ class MatchEngine:
 
     def match(self, queries: RecordsLike | Sequence[str], k: int = 10,
               filters: filt.Filters | Iterable[str] | None = None, explain_matches: bool = True,
-              show_progress: bool = False, device: str | None = None) -> Matches:
+              show_progress: bool = False, device: str | None = None, min_confidence: float | None = None
+              ) -> Matches:
         """Best ``k`` indexed records for each query (records, dicts, or plain strings), best first.
 
         ``filters`` (e.g. ``{"industry": ["39", "C27"], "region": "关中"}``) are applied inside the search, so each
         query gets min(k, records passing the filter) results. Queries failing validation go to
         ``Matches.rejected``. The result arrays are (queries, min(k, records in the index)): a k beyond the index
-        size allocates nothing for slots no record could fill.
+        size allocates nothing for slots no record could fill. ``min_confidence`` drops the matches whose
+        calibrated confidence (:mod:`.confidence`) is below it, so a row may hold none.
 
         ``device`` (``"cuda"``, or ``"cpu"`` for torch's CPU backend) scores the batch with torch on that device
         (:mod:`qcy_match.match.device`, the [gpu] extra); None, the default, is the numpy/FAISS path.
         """
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise ValueError("min_confidence must be between 0 and 1")
         # one snapshot for the whole batch, whatever writers do meanwhile
-        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress, device)
+        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress, device
+                              ).above(min_confidence)
 
     def _match_in(self, st: Snapshot, queries: RecordsLike | Sequence[str], k: int,
                   filters: filt.Filters | Iterable[str] | None, explain_matches: bool, show_progress: bool,
@@ -306,6 +311,7 @@ class MatchEngine:
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
         doc_fields = st.explain_fields if explain_matches else {}
         idf = st.sparse.idf_
+        evidence: list[tuple[list[str], list[dict[str, Any]]]] = []  # per query: tokens, signals (for confidence)
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
             # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
@@ -320,6 +326,7 @@ class MatchEngine:
                 row = self._match_one(st, toks, q_vecs[j], d_idx[j], pool, k, mask)
                 m = len(row[0])
                 idx[i, :m], scores[i, :m] = row[0], row[1]
+                evidence.append((toks, row[2]))
                 if explain_matches:
                     q = {c: v[j] for c, v in q_fields.items()}
                     # The idf of this query's own terms only: shared keywords are among them.
@@ -330,8 +337,10 @@ class MatchEngine:
             bar.update(chunk.stop - chunk.start)
         bar.close()
         ids = np.where(idx >= 0, st.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
+        conf = confidence.of_matches(st, recs, [e[0] for e in evidence], idx, [e[1] for e in evidence],
+                                     confidence.Calibration.from_dict(self.config.confidence))
         return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
-                       query_side=SIDES[1 - SIDES.index(self.side_)])
+                       query_side=SIDES[1 - SIDES.index(self.side_)], confidence=conf).with_confidence()
 
     def _match_one(self, st: Snapshot, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int,
                    k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
