@@ -79,11 +79,11 @@ def test_full_query_text_is_what_the_dense_encoder_reads(csl_engine):
     def as_indexed():
         return list(q["title"]), [[] for _ in texts]
 
-    assert query.dense_input(engine.config, texts, [[]] * 3, as_indexed)[0] == texts
-    assert query.dense_input(dataclasses.replace(engine.config, query_dense_text="index"), texts, [[]] * 3,
+    assert query.dense_input(engine.config, texts, list, as_indexed)[0] == texts
+    assert query.dense_input(dataclasses.replace(engine.config, query_dense_text="index"), texts, list,
                              as_indexed)[0] == list(q["title"])
     with pytest.raises(ValueError, match="query_dense_text"):
-        query.dense_input(dataclasses.replace(engine.config, query_dense_text="both"), texts, [], as_indexed)
+        query.dense_input(dataclasses.replace(engine.config, query_dense_text="both"), texts, list, as_indexed)
 
 
 def test_feedback_adds_terms_of_the_best_documents(csl_engine):

@@ -305,7 +305,7 @@ class MatchEngine:
             # so it neither loses precision nor needs the parts to meet documents that hold them.
             q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
             q_vecs = self.encoder_.encode(*query.dense_input(
-                self.config, texts[chunk], q_tokens,
+                self.config, texts[chunk], functools.partial(self.tokenizer_.tokenize, normalized=True),
                 functools.partial(self._dense_input, recs.iloc[chunk], texts[chunk], q_tokens)))
             d_idx, _ = st.dense.search(q_vecs, pool, mask)
             if explain_matches:

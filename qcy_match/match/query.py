@@ -21,16 +21,17 @@ from ..index.topk import top_k
 DENSE_TEXTS = ("full", "index")
 
 
-def dense_input(config: EngineConfig, texts: list[str], tokens: list[list[str]],
+def dense_input(config: EngineConfig, texts: list[str], tokenize: Callable[[str], list[str]],
                 as_indexed: Callable[[], tuple[list[str], list[list[str]]]]) -> tuple[list[str], list[list[str]]]:
     """Texts and tokens the dense encoder reads of a query batch.
 
     ``"full"``: the query's whole matching text (title, keywords, description), since a query is one text compared
     with many, and a short title-only record asks the same either way; ``"index"``: what the index side reads
-    (``as_indexed()``, e.g. titles only under ``dense_text="title"``).
+    (``as_indexed()``, e.g. titles only under ``dense_text="title"``). ``tokenize`` cuts texts as the index side
+    cuts what its encoder reads, so a title-only query is encoded exactly as before in either mode.
     """
     if config.query_dense_text == "full":
-        return texts, tokens
+        return texts, [tokenize(t) for t in texts]
     if config.query_dense_text != "index":
         raise ValueError(f"query_dense_text must be one of {', '.join(DENSE_TEXTS)}, "
                          f"not {config.query_dense_text!r}")

@@ -82,7 +82,7 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True) -> E:
         # fails to load instead of failing its first query.
         fuse(np.zeros(1), np.zeros(1), self.config.dense_weight, self.config.fusion)
         self._dense_input(recs.iloc[:0], [], [])
-        query.dense_input(self.config, [], [], lambda: ([], []))
+        query.dense_input(self.config, [], list, lambda: ([], []))
         sparse = SparseIndex.load(root)
         self.encoder_ = load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
         dense = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
