@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots, report, scale_realistic
+from .buyer_needs import buyer_datasets
 from .datasets import REPO, csl_datasets, default_data, demo_dataset
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where results go")
     ap.add_argument("--data", type=Path, default=None, help="folder with csl/ (default: $QCY_SHARED_DATA or "
                     "../shared/data)")
-    ap.add_argument("--datasets", default="csl,demo", help="quality datasets: csl, demo (comma-separated; '' none)")
+    ap.add_argument("--datasets", default="csl,demo,buyer",
+                    help="quality datasets: csl, demo, buyer (buyer-language needs; comma-separated; '' none)")
     ap.add_argument("--encoder", default="usem3", help="encoder of the quality runs")
     ap.add_argument("--scales", default=None, help=f"N:encoder list (quick {QUICK_SCALES}; full {FULL_SCALES})")
     ap.add_argument("--repeat", type=int, default=200, help="single queries timed per measurement")
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         data = args.data or default_data()
         try:
             datasets += csl_datasets(data)
+            if "buyer" in names:
+                datasets += buyer_datasets(data)
         except FileNotFoundError as exc:
             out["csl_unavailable"] = str(exc)
             logger.warning("%s", exc)

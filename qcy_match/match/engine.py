@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -25,7 +26,7 @@ from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict, resolve_backend
-from . import confidence, saved, teams
+from . import confidence, query, saved, teams
 from . import device as device_path
 from . import filters as filt
 from .explain import EXPLAIN_FIELDS, explain
@@ -317,7 +318,9 @@ class MatchEngine:
             # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
             # so it neither loses precision nor needs the parts to meet documents that hold them.
             q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
-            q_vecs = self.encoder_.encode(*self._dense_input(recs.iloc[chunk], texts[chunk], q_tokens))
+            q_vecs = self.encoder_.encode(*query.dense_input(
+                self.config, texts[chunk], functools.partial(self.tokenizer_.tokenize, normalized=True),
+                functools.partial(self._dense_input, recs.iloc[chunk], texts[chunk], q_tokens)))
             d_idx, _ = st.dense.search(q_vecs, pool, mask)
             if explain_matches:
                 q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
@@ -346,7 +349,9 @@ class MatchEngine:
                    k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """Fuse both signals for one query; returns live indices, scores and per-match signals."""
         d_top = dense_top[dense_top >= 0]
-        s_top, s_val, d_sparse = st.sparse.top(tokens, pool, mask, also=d_top)
+        s_top, s_val, d_sparse = query.sparse_top(
+            st.sparse, tokens, pool, mask, d_top, self.config,
+            lambda p: st.tokens[p if st.to_live is None else st.to_live[p]])
         cands, at = np.unique(np.concatenate([s_top, d_top]), return_index=True)
         if len(cands) == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32), []

@@ -23,6 +23,7 @@ from ..errors import IndexFormatError
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
 from ..persistence import LAYOUT
+from . import query
 from .confidence import Calibration
 from .fusion import fuse
 from .results import SIDES
@@ -83,6 +84,7 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True) -> E:
         fuse(np.zeros(1), np.zeros(1), self.config.dense_weight, self.config.fusion)
         Calibration.from_dict(self.config.confidence)
         self._dense_input(recs.iloc[:0], [], [])
+        query.dense_input(self.config, [], list, lambda: ([], []))
         sparse = SparseIndex.load(root)
         self.encoder_ = load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
         dense = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
