@@ -154,8 +154,7 @@ def pair_features(engine: MatchEngine, queries: pd.DataFrame, pairs: Sequence[tu
     """
     st = engine._snap
     texts = engine._texts(queries)
-    q_tokens = [engine.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
-    q_vecs = engine.vectors(queries)
+    q_tokens, q_vecs = engine._query_side(queries, texts)
     doc_fields = st.explain_fields
     out = []
     for i, listed in pairs:

@@ -346,8 +346,7 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
     with torch.inference_mode():
         for start in range(0, n, step):
             chunk = slice(start, min(n, start + step))
-            q_tokens = [engine.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
-            q_vecs = engine.encoder_.encode(*engine._dense_input(recs.iloc[chunk], texts[chunk], q_tokens))
+            q_tokens, q_vecs = engine._query_side(recs.iloc[chunk], texts[chunk])
             got = score_chunk(ix, query_terms(st.sparse, q_tokens), q_vecs, mask_t, k, pool,
                               engine.config.dense_weight, engine.config.fusion)
             ok = got.pos >= 0

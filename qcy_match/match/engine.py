@@ -248,8 +248,9 @@ class MatchEngine:
         else:
             recs, _ = from_any(records)
             texts = self._texts(recs)
-            tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
-            out = self._encode(*self._dense_input(recs, texts, tokens), False, "encode")
+            parts = [self._query_side(recs.iloc[i:i + QUERY_CHUNK], texts[i:i + QUERY_CHUNK])[1]
+                     for i in range(0, len(texts), QUERY_CHUNK)]
+            out = np.vstack(parts) if parts else np.zeros((0, self.encoder_.dim), np.float32)
         out.flags.writeable = False
         return out
 
@@ -315,12 +316,7 @@ class MatchEngine:
         evidence: list[tuple[list[str], list[dict[str, Any]]]] = []  # per query: tokens, signals (for confidence)
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
-            # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
-            # so it neither loses precision nor needs the parts to meet documents that hold them.
-            q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
-            q_vecs = self.encoder_.encode(*query.dense_input(
-                self.config, texts[chunk], functools.partial(self.tokenizer_.tokenize, normalized=True),
-                functools.partial(self._dense_input, recs.iloc[chunk], texts[chunk], q_tokens)))
+            q_tokens, q_vecs = self._query_side(recs.iloc[chunk], texts[chunk])
             d_idx, _ = st.dense.search(q_vecs, pool, mask)
             if explain_matches:
                 q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
@@ -344,6 +340,18 @@ class MatchEngine:
                                      confidence.Calibration.from_dict(self.config.confidence))
         return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
                        query_side=SIDES[1 - SIDES.index(self.side_)], confidence=conf).with_confidence()
+
+    def _query_side(self, recs: pd.DataFrame, texts: list[str]) -> tuple[list[list[str]], np.ndarray]:
+        """BM25 tokens and dense vectors of a batch of queries (``texts``: their :meth:`_texts`); every search path
+        and the confidence's pair features read queries through here, so they all see the same query.
+        """
+        # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
+        # so it neither loses precision nor needs the parts to meet documents that hold them.
+        q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
+        q_vecs = self.encoder_.encode(*query.dense_input(
+            self.config, texts, functools.partial(self.tokenizer_.tokenize, normalized=True),
+            functools.partial(self._dense_input, recs, texts, q_tokens)))
+        return q_tokens, q_vecs
 
     def _match_one(self, st: Snapshot, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int,
                    k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
