@@ -14,8 +14,8 @@ MILVUS := $(VENV)/.milvus-installed
 GPU    := $(VENV)/.gpu-installed
 SHARED ?= ../shared/data
 
-.PHONY: demo test test-slow lint bench bench-solvers clean report report-check browser-deps bench-serve bench-spark \
-	bench-gpu
+.PHONY: demo test test-slow lint bench bench-scale bench-solvers bench-confidence clean report report-check \
+	browser-deps bench-serve bench-spark bench-gpu
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -98,6 +98,19 @@ bench: $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.run --out benchmarks/results
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/classify_quality.py
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.solvers --out benchmarks/results
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.confidence --out benchmarks/results --limit 500
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tune --out benchmarks/results --limit 500
+
+# Confidence calibration and qcy-match tune on CSL alone (dev and test rows apart; ~10 min on 2 cores).
+bench-confidence: $(CORE)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.confidence --out benchmarks/results --limit 500
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tune --out benchmarks/results --limit 500
+
+# Issue 18's scale figures on the realistic corpus (CSL sentences recombined) at 100k and 1M, each size in a process
+# of its own, against the raw bm25s + FAISS pipeline: benchmarks/results/bench_realistic.{json,md}. Long: about an
+# hour and a half on 2 cores (the 1M build alone is most of it), up to ~16 GiB of memory at 1M.
+bench-scale: $(BENCH)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.scale_realistic --out benchmarks/results
 
 # Solver ranking and consortia alone (揭榜挂帅 / 创新联合体; ~2 min, core install only).
 bench-solvers: $(CORE)

@@ -7,6 +7,7 @@ Anchors are optional (the ``[bench]`` extra); :func:`available` says which ones 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -48,6 +49,23 @@ class EngineSearcher(Searcher):
         self.engine.config.fusion, self.engine.config.dense_weight = self.fusion, self.dense_weight
         m = self.engine.match(queries, k=k, filters=filters or None, explain_matches=False)
         return [[x for x in row if x is not None] for row in m.ids]
+
+
+class ConfigSearcher(EngineSearcher):
+    """The default fusion with other config values for the time of a search (e.g. a query-side setting)."""
+
+    def __init__(self, engine: MatchEngine, name: str, **overrides: Any) -> None:
+        super().__init__(engine, name, "minmax", EngineConfig().dense_weight)
+        self.overrides = overrides
+
+    def search(self, queries: pd.DataFrame, k: int, filters: dict[str, list[str]] | None = None) -> list[list[str]]:
+        before = self.engine.config
+        self.engine.config = dataclasses.replace(before, **self.overrides)
+        try:
+            return super().search(queries, k, filters)
+        finally:
+            self.engine.config = dataclasses.replace(self.engine.config, **{k: getattr(before, k)
+                                                                            for k in self.overrides})
 
 
 def engine_variants(engine: MatchEngine) -> list[Searcher]:

@@ -10,10 +10,13 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from qcy_match import MatchEngine
 
 from . import metrics
 from .anchors import EngineSearcher, Searcher, build_anchors, engine_for, engine_variants
@@ -44,12 +47,14 @@ SLOW = ("rank_bm25", "similarities")  # pure-Python scoring: seconds per thousan
 
 def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, str] | None = None,
              anchors: bool = True, light: bool = False, domain_dict: bool = True,
-             tokenizer: str = "auto") -> dict[str, Any]:
+             tokenizer: str = "auto", extra: Callable[[MatchEngine], list[Searcher]] | None = None
+             ) -> dict[str, Any]:
     """Metrics per task, searcher and split, plus build and search seconds.
 
     ``light`` (the quick run) leaves the slow anchors out of the distractor and filtered tasks and runs only the
     default and BM25-only variants on filtered tasks. ``domain_dict=False`` tokenises without the taxonomy's
     jieba dictionary (its effect is the difference); ``tokenizer`` picks the engine's segmenter (rjieba, jieba).
+    ``extra(engine)`` adds searchers over each corpus's engine (e.g. settings a task compares with the default).
     """
     skip = {} if skip is None else skip
     engines: dict[str, Any] = {}
@@ -63,6 +68,7 @@ def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, st
                                                  tokenizer=tokenizer)
             build_s[ds.corpus_name] = time.perf_counter() - t0
             searchers[ds.corpus_name] = engine_variants(engines[ds.corpus_name]) + (
+                extra(engines[ds.corpus_name]) if extra else []) + (
                 build_anchors(ds.corpus, skip) if anchors else [])
         task: dict[str, Any] = {"note": ds.note, "queries": len(ds.queries), "corpus": len(ds.corpus),
                                 "results": {}, "seconds": {}}

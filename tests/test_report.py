@@ -27,7 +27,9 @@ def test_tables_cover_every_section(tables, demo_analysis):
     assert len(tables.tables["roadshow_shortlist"]) <= 4
     assert "钢铁深加工" in tables.notes["roadshow"]
     cal = dict(zip(tables.tables["calibration"]["item"], tables.tables["calibration"]["value"], strict=True))
-    assert float(cal["weak-match threshold"]) == pytest.approx(demo_analysis.threshold, abs=1e-4)
+    assert float(cal["weak-match threshold"]) == pytest.approx(demo_analysis.min_confidence, abs=1e-4)
+    assert float(cal["good-pair strength threshold (roadshow, unused supply)"]) == pytest.approx(
+        demo_analysis.threshold, abs=1e-4)
     for dim in an.DIMENSIONS:
         assert tables.tables[f"need_topics_by_{dim}"]["records"].sum() == len(demo_analysis.needs)
 

@@ -152,9 +152,9 @@ def test_save_load_and_one_shard_alone(sharded, flat, sides, tmp_path):
     # a worker opens one shard alone, with the corpus-wide statistics: its pools are the in-memory shard's
     _, shard, n = ShardedEngine.open_shard(path, 1)
     assert n == 3
-    q_tokens, q_vecs = loaded._query_inputs(sides[1], loaded._texts(sides[1]))
-    mine = loaded._state.shards[1].pools(q_tokens, q_vecs, 100, None)
-    for a, b in zip(mine, shard.pools(q_tokens, q_vecs, 100, None), strict=True):
+    q_tokens, q_vecs = loaded._query_side(sides[1], loaded._texts(sides[1]))
+    mine = loaded._state.shards[1].pools(loaded, q_tokens, q_vecs, 100, None)
+    for a, b in zip(mine, shard.pools(loaded, q_tokens, q_vecs, 100, None), strict=True):
         assert (a.keys == b.keys).all() and np.allclose(a.sparse, b.sparse) and (a.sparse_rank == b.sparse_rank).all()
     # each shard is also an ordinary index directory
     alone = MatchEngine.load(path / shard_dir(1))

@@ -1,12 +1,19 @@
 """Demand analytics: supply–demand gaps by industry, chain and region, unused supply, and roadshow shortlists.
 
 Everything starts from :func:`analyse`, which matches every need against the achievements once (the engine's
-top-k) and scores each pair with an absolute *match strength*. The engine's fused score is scaled per query (the
-best candidate of every need scores near 1), so it cannot say whether a need's best match is weak; the strength
-can: it is the cosine of the two records' TF-IDF vectors over jieba tokens, in [0, 1] and comparable across needs
-(on the demo pairs it separates relevant from other top-10 candidates with ROC AUC 0.95, against 0.70 for the
-dense title cosine). A match is *good* when its strength reaches a threshold calibrated on the inputs
-(:func:`calibrate_threshold`).
+top-k). The engine's fused score is scaled per query (the best candidate of every need scores near 1), so it
+cannot say whether a need's best match is weak; each match's calibrated ``confidence`` can (the estimated chance a
+broker accepts it, :mod:`qcy_match.match.confidence`). A need is *weak* when the engine's own top match has a
+confidence below ``min_confidence``, and that top match is the one shown as its best achievement.
+
+Needs without an industry code get one from a classifier (marked ``industry_source = inferred``) so the gap tables
+by industry and chain say something on real, uncoded needs: a supervised one trained on the indexed achievements'
+own codes when they have enough, else zero-shot against GB/T 4754 (0.900 against 0.455 top-1 on the demo needs).
+The inferred codes are used for grouping only, never for matching.
+
+Pairs also carry a *match strength*, the cosine of the two records' TF-IDF vectors over jieba tokens; the roadshow
+and the unused-supply table (which look past each need's top match, at every achievement–need pair) count a pair
+as good when its strength reaches a threshold calibrated on the inputs (:func:`calibrate_threshold`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ logger = logging.getLogger(__name__)
 DIMENSIONS = ("industry", "chain", "region")
 UNKNOWN = {"industry": "未分类", "chain": chains.OTHER, "region": "未知"}
 MAX_CALIBRATION_PAIRS = 200_000
+MIN_CONFIDENCE = 0.5  # a need is weak when its top match is more likely rejected than accepted
+CLASSIFY_THRESHOLD = 0.3  # the least classifier confidence at which a need without a code is tagged
+MIN_CODED = 20  # coded achievements needed to train on their codes rather than classify zero-shot
 
 
 @dataclass
@@ -42,8 +52,8 @@ class DemandAnalysis:
     ``needs`` and ``achievements`` are the validated records plus the columns ``industry_group`` (GB/T 4754 大类 of
     the first code), ``chain`` (:func:`qcy_match.taxonomy.chains.record_chain`) and ``region_group``
     (关中/陕北/陕南); each record is counted under exactly one group per dimension (see :func:`group_of`), so group
-    counts add up to the inputs. ``pairs`` holds each need's engine top-k with ``rank``, fused ``score`` and
-    ``strength``.
+    counts add up to the inputs. ``needs`` also has ``industry_source`` (given / inferred / empty). ``pairs`` holds
+    each need's engine top-k with ``rank``, fused ``score``, ``confidence`` and ``strength``.
     """
 
     needs: pd.DataFrame
@@ -55,15 +65,20 @@ class DemandAnalysis:
     engine: MatchEngine
     need_matrix: sparse.csr_matrix
     achievement_matrix: sparse.csr_matrix
+    min_confidence: float = MIN_CONFIDENCE
+    weak_rule: str = ""
+    industry_rule: str = ""
 
     def best(self) -> pd.DataFrame:
-        """Per need: its strongest match within the top-k, the strength, and whether it is weak."""
-        p = self.pairs.sort_values(["need_id", "strength", "rank"], ascending=[True, False, True])
-        top = p.groupby("need_id", sort=False).head(1).set_index("need_id")
+        """Per need: the engine's top match, its confidence and strength, and whether it is weak (confidence below
+        ``min_confidence``, or no match at all).
+        """
+        top = self.pairs[self.pairs["rank"] == 1].set_index("need_id")
         out = pd.DataFrame({"need_id": self.needs["id"]})
         out["best_achievement_id"] = out["need_id"].map(top["achievement_id"])
+        out["best_confidence"] = out["need_id"].map(top["confidence"]).fillna(0.0)
         out["best_strength"] = out["need_id"].map(top["strength"]).fillna(0.0)
-        out["weak"] = out["best_strength"] < self.threshold
+        out["weak"] = out["best_confidence"] < self.min_confidence
         return out
 
     def good_pairs(self, min_strength: float | None = None) -> pd.DataFrame:
@@ -145,13 +160,75 @@ def calibrate_threshold(needs: sparse.csr_matrix, achievements: sparse.csr_matri
     return value, rule
 
 
+def infer_industries(needs: pd.DataFrame, achievements: pd.DataFrame, threshold: float = CLASSIFY_THRESHOLD
+                     ) -> tuple[pd.DataFrame, str]:
+    """``needs`` with GB/T 4754 大类 codes and chains inferred where they have neither, and the rule used, in words.
+
+    ``industry_source`` and ``chain_source`` say given / inferred / empty (still unknown: the classifier was less
+    sure than ``threshold``). A 大类 code alone rarely names a chain (chains list finer codes), so the chain is
+    classified on its own. Each classifier is trained on the achievements' own labels (main code at 大类; chain as
+    the report counts it) when at least :data:`MIN_CODED` of them have one and they name two or more (the linear
+    model: fast, and on the demo needs 0.900 top-1 against 0.455 for zero-shot), else zero-shot.
+    """
+    from ..taxonomy.gbt import at_level
+
+    no_code = np.array([len(c) == 0 for c in needs["industry"]], dtype=bool)
+    own_chain = needs["chain"] if "chain" in needs else pd.Series("", index=needs.index)
+    no_chain = no_code & ~np.array([isinstance(c, str) and bool(c.strip()) for c in own_chain], dtype=bool)
+    out = needs.copy()
+    out["industry_source"] = np.where(no_code, "", "given").astype(object)
+    out["chain_source"] = np.where(no_chain, "", "given").astype(object)
+    if not no_code.any():
+        return out, "every need has an industry code"
+    codes = [at_level(str(c[0]), 2) if len(c) else "" for c in achievements["industry"]]
+    model, how = _classifier(achievements, codes, "大类")
+    pred = model.predict(needs[no_code].reset_index(drop=True), k=1)
+    new_codes = list(out["industry"])
+    source = out["industry_source"].to_numpy()
+    for j, i in enumerate(np.flatnonzero(no_code)):
+        if pred.confidence[j, 0] >= threshold:
+            new_codes[i], source[i] = [str(pred.labels[j, 0])], "inferred"
+    out["industry"], out["industry_source"] = new_codes, source
+    notes = [f"{int((out['industry_source'] == 'inferred').sum())} of {int(no_code.sum())} needs without an "
+             f"industry code were given one by {how}"]
+    if no_chain.any():
+        chains_of = [chains.record_chain({str(k): v for k, v in r.items()}) for r in achievements.to_dict("records")]
+        model, how = _classifier(achievements, [c if c != chains.OTHER else "" for c in chains_of], "chain")
+        pred = model.predict(needs[no_chain].reset_index(drop=True), k=1)
+        chain_col = list(own_chain.fillna(""))
+        source = out["chain_source"].to_numpy()
+        for j, i in enumerate(np.flatnonzero(no_chain)):
+            if pred.confidence[j, 0] >= threshold:
+                chain_col[i], source[i] = str(pred.labels[j, 0]), "inferred"
+        out["chain"], out["chain_source"] = chain_col, source
+        notes.append(f"{int((out['chain_source'] == 'inferred').sum())} of {int(no_chain.sum())} a chain by {how}")
+    return out, "; ".join(notes) + f" (confidence ≥ {threshold}; *_source = inferred)"
+
+
+def _classifier(achievements: pd.DataFrame, labels: list[str], zero_shot_level: str) -> tuple[Any, str]:
+    """A classifier trained on the achievements' non-empty ``labels`` when there are enough, else zero-shot."""
+    from ..classify import TextClassifier, ZeroShotClassifier
+
+    have = [bool(v) for v in labels]
+    kept = [v for v in labels if v]
+    if len(kept) >= MIN_CODED and len(set(kept)) >= 2:
+        model = TextClassifier(dense=None).fit(text_of(achievements[have]), kept)
+        return model, f"a classifier trained on {len(kept)} achievements' own labels"
+    return ZeroShotClassifier(zero_shot_level).fit(), f"zero-shot classification ({zero_shot_level})"
+
+
 def analyse(achievements: RecordsLike, needs: RecordsLike, engine: MatchEngine | None = None, k: int = 10,
-            config: EngineConfig | None = None, seed: int = 0) -> DemandAnalysis:
-    """Match every need to the achievements (top ``k``), score the pairs and calibrate the weak-match threshold.
+            config: EngineConfig | None = None, seed: int = 0, min_confidence: float = MIN_CONFIDENCE,
+            classify_missing: bool = True) -> DemandAnalysis:
+    """Match every need to the achievements (top ``k``), score the pairs, and tell weak needs (top match's
+    confidence below ``min_confidence``).
 
     ``engine``, when given, must be an index of the same achievements (its records are used); otherwise one is
-    built with ``config``.
+    built with ``config``. ``classify_missing`` infers industry codes for needs without one
+    (:func:`infer_industries`), for grouping.
     """
+    if not 0 <= min_confidence <= 1:
+        raise ValueError("min_confidence must be between 0 and 1")
     if engine is None:
         engine = MatchEngine(config).index(achievements, side="achievements")
     elif engine.side_ != "achievements":
@@ -160,46 +237,67 @@ def analyse(achievements: RecordsLike, needs: RecordsLike, engine: MatchEngine |
     need_recs, rejects = from_any(needs)
     if rejects:
         logger.warning("%d needs rejected before analysis", len(rejects))
-    nd = _with_groups(need_recs.reset_index(drop=True))
+    need_recs = need_recs.reset_index(drop=True)
+    # The engine reads the needs as given: an inferred code is a guess and must not lift a match's confidence.
+    result = engine.match(need_recs, k=k, explain_matches=False)
+    industry_rule = "industry codes as given"
+    if classify_missing:
+        need_recs, industry_rule = infer_industries(need_recs, engine.records_)
+    else:
+        need_recs = need_recs.assign(industry_source=["given" if len(c) else "" for c in need_recs["industry"]],
+                                     chain_source="given")
+    nd = _with_groups(need_recs)
     tok = Tokenizer(user_dicts=engine.config.user_dicts, user_words=engine.config.user_words,
                     domain_dict=engine.config.domain_dict)
     n_mat, a_mat = _tfidf([tok.tokenize(t, normalized=True) for t in text_of(nd)],
                           [tok.tokenize(t, normalized=True) for t in text_of(ach)])
     threshold, rule = calibrate_threshold(n_mat, a_mat, seed)
-    result = engine.match(nd, k=k, explain_matches=False)
     rows, cols = np.nonzero(result.indices >= 0)
     docs = result.indices[rows, cols]
     strength = np.asarray(n_mat[rows].multiply(a_mat[docs]).sum(axis=1)).ravel()
     pairs = pd.DataFrame({"need_id": nd["id"].to_numpy()[rows], "achievement_id": ach["id"].to_numpy()[docs],
                           "rank": cols + 1, "score": result.scores[rows, cols].astype(float),
+                          "confidence": result.confidence[rows, cols].astype(float).round(4),  # type: ignore[index]
                           "strength": strength.round(6)})
+    weak_rule = (f"weak need: the engine's top match has confidence < {min_confidence} (the calibrated chance a "
+                 "broker accepts it), or there is none")
     logger.info("analysed %d needs × %d achievements; threshold %.3f", len(nd), len(ach), threshold)
-    return DemandAnalysis(nd, ach, pairs, threshold, rule, k, engine, n_mat, a_mat)
+    return DemandAnalysis(nd, ach, pairs, threshold, rule, k, engine, n_mat, a_mat, min_confidence, weak_rule,
+                          industry_rule)
 
 
 def gap_table(analysis: DemandAnalysis, by: str = "chain") -> pd.DataFrame:
-    """Supply and demand per group: needs, achievements, needs whose best match is weak, and which ones."""
+    """Supply and demand per group: needs (``inferred`` of them grouped by an inferred code or chain),
+    achievements, needs whose top match is weak, and which ones.
+    """
     col = _column(by)
-    best = analysis.best().merge(analysis.needs[["id", col]], left_on="need_id", right_on="id")
-    demand = best.groupby(col).agg(needs=("need_id", "size"), weak_needs=("weak", "sum"),
-                                   mean_best_strength=("best_strength", "mean"))
+    source = {"industry": "industry_source", "chain": "chain_source"}.get(by)
+    nd = analysis.needs
+    best = analysis.best().merge(nd[["id", col]], left_on="need_id", right_on="id")
+    best["inferred"] = (nd[source] == "inferred").to_numpy() if source and source in nd else False
+    demand = best.groupby(col).agg(needs=("need_id", "size"), inferred=("inferred", "sum"),
+                                   weak_needs=("weak", "sum"), mean_best_confidence=("best_confidence", "mean"))
     weak_ids = best[best["weak"]].groupby(col)["need_id"].agg(lambda s: ";".join(s))
     supply = analysis.achievements.groupby(col).size().rename("achievements")
-    out = demand.join(supply, how="outer").fillna({"needs": 0, "weak_needs": 0, "achievements": 0})
+    out = demand.join(supply, how="outer").fillna({"needs": 0, "inferred": 0, "weak_needs": 0,
+                                                   "achievements": 0})
     out["weak_needs_listed"] = weak_ids.reindex(out.index).fillna("")
-    out[["needs", "weak_needs", "achievements"]] = out[["needs", "weak_needs", "achievements"]].astype(int)
+    counts = ["needs", "inferred", "weak_needs", "achievements"]
+    out[counts] = out[counts].astype(int)
     out["weak_share"] = np.where(out["needs"] > 0, out["weak_needs"] / out["needs"].clip(lower=1), np.nan)
     out["achievements_per_need"] = np.where(out["needs"] > 0, out["achievements"] / out["needs"].clip(lower=1),
                                             np.nan)
     out = out.reset_index().rename(columns={col: by})
-    out = out[[by, "needs", "achievements", "achievements_per_need", "weak_needs", "weak_share",
-               "mean_best_strength", "weak_needs_listed"]]
+    out = out[[by, "needs", "inferred", "achievements", "achievements_per_need", "weak_needs", "weak_share",
+               "mean_best_confidence", "weak_needs_listed"]]
     return out.sort_values(["weak_share", "needs"], ascending=[False, False], na_position="last",
                            ignore_index=True).round(4)
 
 
 def unmatched_needs(analysis: DemandAnalysis) -> pd.DataFrame:
-    """Needs with no good match: candidates for new technology search or a 揭榜挂帅 open call."""
+    """Needs whose top match is weak (see :meth:`DemandAnalysis.best`), with that match: candidates for new
+    technology search or a 揭榜挂帅 open call.
+    """
     best = analysis.best()
     weak = best[best["weak"]]
     nd = analysis.needs.set_index("id")
@@ -208,12 +306,13 @@ def unmatched_needs(analysis: DemandAnalysis) -> pd.DataFrame:
     out["title"] = out["need_id"].map(nd["title"])
     if "enterprise" in nd:
         out["enterprise"] = out["need_id"].map(nd["enterprise"])
-    for col in ("industry_group", "chain", "region_group"):
+    for col in ("industry_group", "industry_source", "chain", "chain_source", "region_group"):
         out[col] = out["need_id"].map(nd[col])
     out["best_achievement_id"] = weak["best_achievement_id"].to_numpy()
     out["best_achievement_title"] = out["best_achievement_id"].map(ach["title"])
+    out["best_confidence"] = weak["best_confidence"].round(4).to_numpy()
     out["best_strength"] = weak["best_strength"].round(4).to_numpy()
-    return out.sort_values(["best_strength", "need_id"], ignore_index=True)
+    return out.sort_values(["best_confidence", "need_id"], ignore_index=True)
 
 
 def unused_supply(analysis: DemandAnalysis) -> pd.DataFrame:

@@ -122,13 +122,13 @@ def gap_chart(gap: pd.DataFrame, by: str, title: str) -> bytes:
 
 @_styled
 def strength_histogram(best_strength: pd.Series, threshold: float) -> bytes:
-    """Distribution of each need's best match strength, with the calibrated threshold."""
+    """Distribution of the confidence of each need's top match, with the weak-match threshold."""
     fig, ax = _figure(3.2)
     ax.hist(best_strength, bins=30, color="#1f77b4")
     ax.axvline(threshold, color="#d62728", linestyle="--", label=f"阈值 threshold {threshold:.3f}")
-    ax.set_xlabel("最佳匹配强度 best match strength (TF-IDF 余弦)")
+    ax.set_xlabel("最佳匹配置信度 confidence of the top match")
     ax.set_ylabel("需求数 needs")
-    ax.set_title("需求最佳匹配强度分布")
+    ax.set_title("需求最佳匹配置信度分布")
     ax.legend()
     return to_png(fig)
 

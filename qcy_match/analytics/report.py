@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 
 # Table name → (section title, what it shows).
 SECTIONS: dict[str, tuple[str, str]] = {
-    "gap_chain": ("供需缺口：按产业链 Supply–demand gap by chain", "weak_share: share of needs whose best match is "
-                  "weak; weak_needs_listed: those needs."),
+    "gap_chain": ("供需缺口：按产业链 Supply–demand gap by chain", "weak_share: share of needs whose top match is "
+                  "weak (confidence below the threshold); weak_needs_listed: those needs; inferred: needs grouped by "
+                  "an industry code or chain the classifier inferred (they had none)."),
     "gap_industry": ("供需缺口：按行业 Gap by industry (GB/T 4754 大类)", ""),
     "gap_region": ("供需缺口：按区域 Gap by region (关中/陕北/陕南)", ""),
     "unmatched_needs": ("无良好匹配的需求 Needs without a good match",
@@ -84,7 +85,8 @@ def build_tables(analysis: an.DemandAnalysis, slots: int = 5, chain: str | None 
         tables[f"need_topics_by_{dim}"] = tp.topics_by(labels, an.group_of(analysis.needs, dim), dim)
     scope = ", ".join(f"{k}={v}" for k, v in (("chain", chain), ("industry", industry), ("region", region)) if v)
     notes = {
-        "threshold": analysis.threshold_rule,
+        "threshold": analysis.weak_rule,
+        "industry": analysis.industry_rule,
         "roadshow": f"{slots} slots, scope: {scope or 'all records'}; covers "
                     f"{int(shortlist['covered_total'].max()) if len(shortlist) else 0} distinct needs",
         "need_topics": _topic_note(need_topics, "needs"),
@@ -96,8 +98,11 @@ def build_tables(analysis: an.DemandAnalysis, slots: int = 5, chain: str | None 
         {"item": "needs", "value": str(len(analysis.needs))},
         {"item": "achievements", "value": str(len(analysis.achievements))},
         {"item": "top-k per need", "value": str(analysis.k)},
-        {"item": "weak-match threshold", "value": f"{analysis.threshold:.4f}"},
-        {"item": "threshold rule", "value": analysis.threshold_rule},
+        {"item": "weak-match threshold", "value": f"{analysis.min_confidence:.4f}"},
+        {"item": "weak-match rule", "value": analysis.weak_rule},
+        {"item": "needs' industry codes", "value": analysis.industry_rule},
+        {"item": "good-pair strength threshold (roadshow, unused supply)", "value": f"{analysis.threshold:.4f}"},
+        {"item": "strength rule", "value": analysis.threshold_rule},
         {"item": "needs with a weak best match", "value": str(int(analysis.best()["weak"].sum()))},
         {"item": "achievements in nobody's top-k", "value": str(len(tables["unused_supply"]))},
         {"item": "need topics", "value": notes["need_topics"]},
@@ -138,7 +143,7 @@ def add_plots(report: Report, analysis: an.DemandAnalysis) -> Report:
     report.plots = {
         "gap_chain": plots.gap_chart(t["gap_chain"], "chain", "供需缺口（按产业链）"),
         "gap_region": plots.gap_chart(t["gap_region"], "region", "供需缺口（按区域）"),
-        "strength": plots.strength_histogram(analysis.best()["best_strength"], analysis.threshold),
+        "strength": plots.strength_histogram(analysis.best()["best_confidence"], analysis.min_confidence),
         "need_topics": plots.topic_chart(t["need_topics"], "需求主题（前15）"),
         "achievement_topics": plots.topic_chart(t["achievement_topics"], "成果主题（前15）"),
         "unused": plots.unused_chart(t["unused_by_industry"], "industry"),

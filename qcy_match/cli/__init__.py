@@ -26,6 +26,7 @@ from .report import _add_report_parser, cmd_report
 from .serve import _add_serve_parsers, cmd_serve, cmd_token
 from .solvers import _add_solvers_parsers, cmd_consortium, cmd_solvers
 from .spark import _add_spark_index_parser, _add_spark_parser, cmd_spark_index, cmd_spark_match
+from .tune import _add_tune_parser, cmd_tune
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", action="append", default=[], metavar="KEY=V1,V2",
                    help="industry=39,C27 | chain=集成电路 | tag=strategic | region=关中 | maturity=中试 | "
                    "transfer_mode=许可 (repeatable; AND across filters, OR within one)")
+    p.add_argument("--min-confidence", type=float, metavar="X", help="leave out matches whose confidence (the "
+                   "calibrated chance a broker accepts them, 0–1) is below X")
     p.add_argument("--direction", choices=["needs", "achievements"], default="needs",
                    help="needs: each need gets achievements (default); achievements: each achievement gets needs")
     p.add_argument("--device", choices=["cuda", "cpu"], default=None,
@@ -72,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_options(p, sheet=False)
     _add_classify_parser(sub)
     _add_report_parser(sub)
+    _add_tune_parser(sub)
     _add_solvers_parsers(sub)
     _add_bench_parser(sub)
     _add_serve_parsers(sub)
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"index": cmd_index, "match": cmd_match, "demo": cmd_demo, "classify": cmd_classify,
                 "report": cmd_report, "bench": cmd_bench, "serve": cmd_serve, "token": cmd_token,
                 "solvers": cmd_solvers, "consortium": cmd_consortium, "spark-match": cmd_spark_match,
-                "spark-index": cmd_spark_index, "export-milvus": cmd_export_milvus}
+                "spark-index": cmd_spark_index, "export-milvus": cmd_export_milvus, "tune": cmd_tune}
     try:
         commands[args.command](args)
     except KeyboardInterrupt as exc:

@@ -57,11 +57,13 @@ def cmd_match(args: argparse.Namespace) -> None:
         raise CliError("--top-k must be at least 1")
     if args.chunk_rows < 1:
         raise CliError("--chunk-rows must be at least 1")
+    if args.min_confidence is not None and not 0 <= args.min_confidence <= 1:
+        raise CliError("--min-confidence must be between 0 and 1")
     res = match_file(args.needs, args.out, index=args.index, achievements=args.achievements,
                      direction=args.direction, k=args.top_k, filters=args.filter,
                      config=_config(args) if args.achievements else None, chunk_rows=args.chunk_rows,
                      resume=args.resume, strict=args.strict, rejects=args.rejects, sheet=args.sheet,
-                     show_progress=_progress(args), device=args.device)
+                     show_progress=_progress(args), device=args.device, min_confidence=args.min_confidence)
     resumed = f", resumed after {res.skipped_chunks} chunks" if args.resume else ""
     print(f"matched {res.queries} {res.direction} against {res.corpus} {res.searched}: {res.rows} rows → {res.out} "
           f"({res.seconds:.1f} s{resumed}); {res.report}", file=sys.stderr)

@@ -122,5 +122,7 @@ def scoring_view(sparse: SparseIndex, stats: CorpusStats, global_ids: np.ndarray
     The view is for queries and explanations only (its counts are the corpus's, not the shard's); updates go to
     ``sparse`` itself. The one place where statistics are injected into a shard's BM25.
     """
-    return sparse.with_stats(stats.df[global_ids], stats.n_docs,
+    view = sparse.with_stats(stats.df[global_ids], stats.n_docs,
                              stats.total_len / stats.n_docs if stats.n_docs else 1.0)
+    view.n_docs_ = stats.n_docs  # what readers of the corpus size (the confidence's features) see
+    return view

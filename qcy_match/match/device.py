@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..errors import MissingExtraError, UsageError
 from ..index.sparse import SparseIndex
+from . import confidence
 from .explain import EXPLAIN_FIELDS, explain
 from .fusion import METHODS
 from .results import SIDES, Matches
@@ -333,6 +334,7 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
     idx = np.full((n, k), -1, np.int64)
     scores = np.full((n, k), np.nan, np.float32)
     expl: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    evidence: list[tuple[list[str], list[dict[str, Any]]]] = []  # per query: tokens, signals (for confidence)
     pool = min(max(engine.config.candidates, k), len(st.ids))
     texts = engine._texts(recs)
     doc_fields = st.explain_fields if explain_matches else {}
@@ -344,14 +346,15 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
     with torch.inference_mode():
         for start in range(0, n, step):
             chunk = slice(start, min(n, start + step))
-            q_tokens = [engine.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts[chunk]]
-            q_vecs = engine.encoder_.encode(*engine._dense_input(recs.iloc[chunk], texts[chunk], q_tokens))
+            q_tokens, q_vecs = engine._query_side(recs.iloc[chunk], texts[chunk])
             got = score_chunk(ix, query_terms(st.sparse, q_tokens), q_vecs, mask_t, k, pool,
                               engine.config.dense_weight, engine.config.fusion)
             ok = got.pos >= 0
             live = got.pos if st.to_live is None else np.where(ok, st.to_live[np.maximum(got.pos, 0)], -1)
             idx[chunk] = live
             scores[chunk] = np.where(ok, got.fused, np.nan)
+            evidence += [(toks, [_signals(got, j, r) for r in range(k) if live[j, r] >= 0])
+                         for j, toks in enumerate(q_tokens)]
             if explain_matches:
                 q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
                 for j, toks in enumerate(q_tokens):
@@ -366,8 +369,10 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
             bar.update(chunk.stop - chunk.start)
     bar.close()
     ids = np.where(idx >= 0, st.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
+    conf = confidence.of_matches(st, recs, [e[0] for e in evidence], idx, [e[1] for e in evidence],
+                                 confidence.Calibration.from_dict(engine.config.confidence))
     return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
-                   query_side=SIDES[1 - SIDES.index(engine.side_)])
+                   query_side=SIDES[1 - SIDES.index(engine.side_)], confidence=conf).with_confidence()
 
 
 def _query_idf(sparse: SparseIndex, tokens: list[str]) -> dict[str, float]:

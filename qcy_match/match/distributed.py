@@ -43,9 +43,9 @@ from ..config import EngineConfig
 from ..errors import IndexFormatError
 from ..index.shards import CorpusStats, shard_of
 from ..index.sparse import SparseIndex
+from . import confidence, saved
 from . import filters as filt
 from . import pool as pools
-from . import saved
 from .engine import MatchEngine
 from .explain import EXPLAIN_FIELDS
 from .results import SIDES, Matches
@@ -189,8 +189,8 @@ def shard_pools(opened: OpenShard, queries: pd.DataFrame, rows: Iterable[int], k
     engine, shard = opened.engine, opened.shard
     k = min(k, opened.n_docs)
     mask = shard.snap.positions(shard.snap.filters.mask(filters))
-    q_tokens, q_vecs = engine._query_inputs(queries, engine._texts(queries))
-    found = shard.pools(q_tokens, q_vecs, pool_size(engine.config, k, opened.n_docs), mask)
+    q_tokens, q_vecs = engine._query_side(queries, engine._texts(queries))
+    found = shard.pools(engine, q_tokens, q_vecs, pool_size(engine.config, k, opened.n_docs), mask)
     rows = list(rows)
     return pd.DataFrame({
         "_row": np.repeat(np.asarray(rows, np.int64), [len(p) for p in found]),
@@ -236,6 +236,8 @@ def shard_rows(opened: OpenShard, hits: pd.DataFrame, queries: pd.DataFrame, k: 
     idx = np.full((len(queries), k), -1, np.int64)
     scores = np.full((len(queries), k), np.nan, np.float32)
     expl: list[list[dict[str, Any]]] = [[{} for _ in range(k)] for _ in range(len(queries))]
+    conf = np.full((len(queries), k), np.nan, np.float32)
+    calibration = confidence.Calibration.from_dict(engine.config.confidence)
     texts = engine._texts(queries)
     q_tokens = [engine.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
     q_fields = {c: queries[c].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
@@ -251,9 +253,11 @@ def shard_rows(opened: OpenShard, hits: pd.DataFrame, queries: pd.DataFrame, k: 
         for s, e in zip(slots, shard.explanations(q, q_tokens[i], live, signals, engine.config.n_keywords),
                         strict=True):
             expl[i][s] = e
+        conf[i, slots] = shard.confidence(queries.iloc[[i]].reset_index(drop=True), q_tokens[i], live, signals,
+                                          calibration)
     ids = np.where(idx >= 0, shard.snap.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
     matches = Matches(queries["id"].astype(str).tolist(), idx, ids, scores, expl,
-                      query_side=SIDES[1 - SIDES.index(engine.side_)])
+                      query_side=SIDES[1 - SIDES.index(engine.side_)], confidence=conf).with_confidence()
     return matches.to_frame(queries.drop(columns="_row"), shard.snap.records)
 
 

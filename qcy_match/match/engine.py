@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -25,10 +26,10 @@ from ..ingest.tables import Rejection
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict, resolve_backend
+from . import confidence, query, saved, teams
 from . import device as device_path
 from . import filters as filt
 from . import pool as pools
-from . import saved, teams
 from .explain import EXPLAIN_FIELDS, explain
 from .results import SIDES, Matches
 from .snapshot import Snapshot, changed, compacted
@@ -264,8 +265,9 @@ class MatchEngine:
         else:
             recs, _ = from_any(records)
             texts = self._texts(recs)
-            tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
-            out = self._encode(*self._dense_input(recs, texts, tokens), False, "encode")
+            parts = [self._query_side(recs.iloc[i:i + QUERY_CHUNK], texts[i:i + QUERY_CHUNK])[1]
+                     for i in range(0, len(texts), QUERY_CHUNK)]
+            out = np.vstack(parts) if parts else np.zeros((0, self.encoder_.dim), np.float32)
         out.flags.writeable = False
         return out
 
@@ -279,19 +281,24 @@ class MatchEngine:
 
     def match(self, queries: RecordsLike | Sequence[str], k: int = 10,
               filters: filt.Filters | Iterable[str] | None = None, explain_matches: bool = True,
-              show_progress: bool = False, device: str | None = None) -> Matches:
+              show_progress: bool = False, device: str | None = None, min_confidence: float | None = None
+              ) -> Matches:
         """Best ``k`` indexed records for each query (records, dicts, or plain strings), best first.
 
         ``filters`` (e.g. ``{"industry": ["39", "C27"], "region": "关中"}``) are applied inside the search, so each
         query gets min(k, records passing the filter) results. Queries failing validation go to
         ``Matches.rejected``. The result arrays are (queries, min(k, records in the index)): a k beyond the index
-        size allocates nothing for slots no record could fill.
+        size allocates nothing for slots no record could fill. ``min_confidence`` drops the matches whose
+        calibrated confidence (:mod:`.confidence`) is below it, so a row may hold none.
 
         ``device`` (``"cuda"``, or ``"cpu"`` for torch's CPU backend) scores the batch with torch on that device
         (:mod:`qcy_match.match.device`, the [gpu] extra); None, the default, is the numpy/FAISS path.
         """
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise ValueError("min_confidence must be between 0 and 1")
         # one snapshot for the whole batch, whatever writers do meanwhile
-        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress, device)
+        return self._match_in(self._snap, queries, k, filters, explain_matches, show_progress, device
+                              ).above(min_confidence)
 
     def _match_in(self, st: Snapshot, queries: RecordsLike | Sequence[str], k: int,
                   filters: filt.Filters | Iterable[str] | None, explain_matches: bool, show_progress: bool,
@@ -323,9 +330,10 @@ class MatchEngine:
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
         doc_fields = st.explain_fields if explain_matches else {}
         idf = st.sparse.idf_
+        evidence: list[tuple[list[str], list[dict[str, Any]]]] = []  # per query: tokens, signals (for confidence)
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
-            q_tokens, q_vecs = self._query_inputs(recs.iloc[chunk], texts[chunk])
+            q_tokens, q_vecs = self._query_side(recs.iloc[chunk], texts[chunk])
             d_idx, _ = st.dense.search(q_vecs, pool, mask)
             if explain_matches:
                 q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
@@ -334,6 +342,7 @@ class MatchEngine:
                 row = self._match_one(st, toks, q_vecs[j], d_idx[j], pool, k, mask)
                 m = len(row[0])
                 idx[i, :m], scores[i, :m] = row[0], row[1]
+                evidence.append((toks, row[2]))
                 if explain_matches:
                     q = {c: v[j] for c, v in q_fields.items()}
                     # The idf of this query's own terms only: shared keywords are among them.
@@ -344,15 +353,22 @@ class MatchEngine:
             bar.update(chunk.stop - chunk.start)
         bar.close()
         ids = np.where(idx >= 0, st.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
+        conf = confidence.of_matches(st, recs, [e[0] for e in evidence], idx, [e[1] for e in evidence],
+                                     confidence.Calibration.from_dict(self.config.confidence))
         return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
-                       query_side=SIDES[1 - SIDES.index(self.side_)])
+                       query_side=SIDES[1 - SIDES.index(self.side_)], confidence=conf).with_confidence()
 
-    def _query_inputs(self, recs: pd.DataFrame, texts: list[str]) -> tuple[list[list[str]], np.ndarray]:
-        """The tokens and vectors of prepared queries (``texts``: their :meth:`_texts`)."""
+    def _query_side(self, recs: pd.DataFrame, texts: list[str]) -> tuple[list[list[str]], np.ndarray]:
+        """BM25 tokens and dense vectors of a batch of queries (``texts``: their :meth:`_texts`); every search path
+        and the confidence's pair features read queries through here, so they all see the same query.
+        """
         # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
         # so it neither loses precision nor needs the parts to meet documents that hold them.
         q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
-        return q_tokens, self.encoder_.encode(*self._dense_input(recs, texts, q_tokens))
+        q_vecs = self.encoder_.encode(*query.dense_input(
+            self.config, texts, functools.partial(self.tokenizer_.tokenize, normalized=True),
+            functools.partial(self._dense_input, recs, texts, q_tokens)))
+        return q_tokens, q_vecs
 
     def _match_one(self, st: Snapshot, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int,
                    k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
@@ -362,14 +378,15 @@ class MatchEngine:
         best = keys if st.to_live is None else st.to_live[keys]
         return best, fused, signals
 
-    @staticmethod
-    def _pool_one(st: Snapshot, sparse: SparseIndex, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray,
-                  pool: int, mask: np.ndarray | None) -> pools.Pool:
+    def _pool_one(self, st: Snapshot, sparse: SparseIndex, tokens: list[str], qvec: np.ndarray,
+                  dense_top: np.ndarray, pool: int, mask: np.ndarray | None) -> pools.Pool:
         """One query's candidates in snapshot ``st`` (positions): the BM25 top ``pool`` scored by ``sparse`` (the
         snapshot's own, or a shard's with corpus-wide statistics) and the dense top list ``dense_top``.
         """
         d_top = dense_top[dense_top >= 0]
-        s_top, s_val, d_sparse = sparse.top(tokens, pool, mask, also=d_top)
+        s_top, s_val, d_sparse = query.sparse_top(
+            sparse, tokens, pool, mask, d_top, self.config,
+            lambda p: st.tokens[p if st.to_live is None else st.to_live[p]])
         return pools.pool_of(s_top, d_top, np.concatenate([s_val, d_sparse]), lambda keys: st.dense.score(qvec, keys))
 
     # ---- solvers and consortia (揭榜挂帅, 创新联合体) ------------------------------------------------------------

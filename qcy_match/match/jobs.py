@@ -129,7 +129,7 @@ def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
                chunk_rows: int = 2000, resume: bool = False, strict: bool = False,
                rejects: str | os.PathLike[str] | None = None, sheet: str | int | None = None,
                show_progress: bool = False, on_chunk: Callable[[JobChunk], None] | None = None,
-               device: str | None = None) -> JobResult:
+               device: str | None = None, min_confidence: float | None = None) -> JobResult:
     """Match a needs file against an index of achievements (``index``: loaded, or its directory) or an achievements
     file (``achievements``, indexed with ``config``) and write the table of matches to ``out``.
 
@@ -143,7 +143,8 @@ def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
     that are XLSX workbooks. An output that would overwrite an input or another output raises
     :class:`~qcy_match.errors.OutputError` before anything is written. ``device`` (``"cuda"``, or ``"cpu"`` for
     torch's CPU backend) scores each chunk with torch on that device (:mod:`.device`); a GPU asked for where torch
-    sees none raises :class:`~qcy_match.errors.UsageError` before anything is read or written.
+    sees none raises :class:`~qcy_match.errors.UsageError` before anything is read or written. ``min_confidence``
+    leaves out matches whose confidence is below it.
     """
     t0 = time.time()
     resolve_device(device)
@@ -154,6 +155,8 @@ def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
         raise UsageError("give an index of achievements or an achievements file")
     if k < 1 or chunk_rows < 1:
         raise UsageError(f"k and chunk_rows must be at least 1, not {k} and {chunk_rows}")
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        raise UsageError(f"min_confidence must be between 0 and 1, not {min_confidence}")
     searched_side(direction)  # refuses an unknown direction
     fmt = output_table(out)
     wanted = filt.parse([filters] if isinstance(filters, str) else filters)  # bad filters fail before any work
@@ -164,7 +167,7 @@ def match_file(needs: str | os.PathLike[str], out: str | os.PathLike[str], *,
     report = Path(rejects) if rejects else out.with_name(out.stem + ".rejected.csv")
     _check_paths(needs, out, report, index, achievements, config, streamed)
     result = JobResult(out, report, direction, streamed=streamed)
-    opts = _Options(k, wanted, chunk_rows, fmt, sheet, show_progress, on_chunk, device)
+    opts = _Options(k, wanted, chunk_rows, fmt, sheet, show_progress, on_chunk, device, min_confidence)
     if index is not None and streamed:
         return _streamed(*_achievements_index(index, identify=True), needs, opts, resume, strict, result, t0)
     source = Path(achievements) if achievements is not None else _achievements_index(index)[0]  # type: ignore[arg-type]
@@ -202,6 +205,7 @@ class _Options:
     show_progress: bool
     on_chunk: Callable[[JobChunk], None] | None
     device: str | None = None  # torch device of the device path, None for the default path
+    min_confidence: float | None = None
 
 
 def _achievements_index(index: MatchEngine | str | os.PathLike[str], identify: bool = False
@@ -292,6 +296,8 @@ def _streamed(engine: MatchEngine, identity: str, needs: Path, opts: _Options, r
     if strict:  # every row is checked before the first is written
         report_rejections(validate_file(needs, sheet=opts.sheet), result.rejects_path, strict)
     options = {"k": opts.k, "filters": opts.filters, "index": identity, "sheet": xlsx_sheet(needs, opts.sheet)}
+    if opts.min_confidence is not None:  # only when given, so earlier runs' checkpoints still resume
+        options["min_confidence"] = opts.min_confidence
     chunks = Checkpointed(needs, result.out, opts.chunk_rows, options, resume, opts.sheet)
     result.engine, result.index_seconds = engine, time.time() - t0
     try:
@@ -314,7 +320,8 @@ def _write(engine: MatchEngine, chunks: Iterable[pd.DataFrame], opts: _Options, 
     with tqdm(total=result.valid or None, desc="match", unit=LABEL[result.direction],
               disable=not opts.show_progress) as bar:
         for queries in chunks:
-            matches = engine.match(queries, k=opts.k, filters=opts.filters or None, device=opts.device)
+            matches = engine.match(queries, k=opts.k, filters=opts.filters or None, device=opts.device,
+                                   min_confidence=opts.min_confidence)
             chunk = JobChunk(queries, matches, matches.to_frame(queries, engine.records_))
             if len(chunk.table) and opts.fmt in APPENDABLE:
                 write_table(chunk.table, out, append=out.exists() and out.stat().st_size > 0)
@@ -329,5 +336,5 @@ def _write(engine: MatchEngine, chunks: Iterable[pd.DataFrame], opts: _Options, 
         write_table(pd.concat(tables, ignore_index=True), out)
     if not out.exists():  # not a single match: the table still gets its header row
         query, found = LABEL[result.direction], LABEL[result.searched]
-        write_table(pd.DataFrame(columns=[f"{query}_id", f"{found}_id", "rank", "score"]), out)
+        write_table(pd.DataFrame(columns=[f"{query}_id", f"{found}_id", "rank", "score", "confidence"]), out)
     result.match_seconds = time.time() - t0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,9 @@ class Matches:
     """Results of one batch. Rows are queries; ``indices`` is -1 and ``scores`` NaN where a row has fewer than k.
 
     ``ids[i, j]`` is the id of the j-th best record for query ``query_ids[i]``; ``explanations[i][j]`` says why.
-    ``rejected`` lists the queries that failed validation and so have no row.
+    ``rejected`` lists the queries that failed validation and so have no row. ``confidence`` (same shape as
+    ``scores``, NaN in padding) is each match's calibrated chance of being accepted (:mod:`.confidence`); unlike
+    ``score`` it is comparable across queries.
     """
 
     query_ids: list[str]
@@ -30,9 +32,37 @@ class Matches:
     explanations: list[list[dict[str, Any]]] = field(default_factory=list)
     query_side: str = "needs"
     rejected: list[Rejection] = field(default_factory=list)
+    confidence: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.query_ids)
+
+    def with_confidence(self) -> Matches:
+        """Copy each match's confidence into its explanation (in place); returns self."""
+        if self.confidence is not None:
+            for i, row in enumerate(self.explanations):
+                for j, expl in enumerate(row):
+                    expl["confidence"] = round(float(self.confidence[i, j]), 4)
+        return self
+
+    def above(self, min_confidence: float | None) -> Matches:
+        """The matches whose confidence reaches ``min_confidence`` (each row keeps its order, padded at the end);
+        None keeps all.
+        """
+        if min_confidence is None or self.confidence is None:
+            return self
+        keep = (self.indices >= 0) & (np.nan_to_num(self.confidence, nan=-1.0) >= min_confidence)
+        # A stable sort moves the kept matches of each row to its front, in rank order.
+        order = np.argsort(~keep, axis=1, kind="stable")
+        kept = np.take_along_axis(keep, order, axis=1)
+
+        def pack(a: np.ndarray, pad: Any) -> np.ndarray:
+            return np.where(kept, np.take_along_axis(a, order, axis=1), pad)
+
+        expl = [[row[j] for j in np.flatnonzero(keep[i])] for i, row in enumerate(self.explanations)]
+        return replace(self, indices=pack(self.indices, -1), ids=pack(self.ids, None),
+                       scores=pack(self.scores, np.nan).astype(self.scores.dtype),
+                       confidence=pack(self.confidence, np.nan).astype(np.float32), explanations=expl)
 
     def to_frame(self, queries: pd.DataFrame | None = None, corpus: pd.DataFrame | None = None) -> pd.DataFrame:
         """One row per match: query id, result id, 1-based rank, score, explanation fields, echoed metadata."""
@@ -46,6 +76,8 @@ class Matches:
         cols: dict[str, Any] = {f"{q_label}_id": np.asarray(self.query_ids, dtype=object)[qi],
                                 f"{r_label}_id": self.ids[qi, rj], "rank": rj + 1,
                                 "score": np.round(self.scores[qi, rj].astype(np.float64), 6)}
+        if self.confidence is not None:
+            cols["confidence"] = np.round(self.confidence[qi, rj].astype(np.float64), 4)
         if queries is not None:
             cols[f"{q_label}_title"] = _take(queries["title"], qi)
         if corpus is not None:
@@ -97,5 +129,6 @@ def _cell(value: Any) -> Any:
 def flatten(expl: dict[str, Any]) -> dict[str, Any]:
     """An explanation as flat table cells (shared keywords as 'word:weight; …')."""
     out = dict(expl)
+    out.pop("confidence", None)  # a column of its own, beside the score
     out["shared_keywords"] = "; ".join(f"{w}:{s:.2f}" for w, s in expl.get("shared_keywords", []))
     return out

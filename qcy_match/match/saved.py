@@ -23,6 +23,8 @@ from ..errors import IndexFormatError
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
 from ..persistence import LAYOUT
+from . import query
+from .confidence import Calibration
 from .fusion import fuse
 from .results import SIDES
 from .snapshot import Snapshot
@@ -94,7 +96,9 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True, encode
         # Settings that are checked only where they are used: check them now, so that a manifest with a bad value
         # fails to load instead of failing its first query.
         fuse(np.zeros(1), np.zeros(1), self.config.dense_weight, self.config.fusion)
+        Calibration.from_dict(self.config.confidence)
         self._dense_input(recs.iloc[:0], [], [])
+        query.dense_input(self.config, [], list, lambda: ([], []))
         sparse = SparseIndex.load(root)
         self.encoder_ = encoder if encoder is not None else \
             load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])

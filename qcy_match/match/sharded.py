@@ -38,9 +38,9 @@ from ..errors import IndexFormatError, UsageError
 from ..index.shards import ROUTING, STATS_DF, STATS_TERMS, CorpusStats, scoring_view, shard_of, term_map
 from ..index.sparse import SparseIndex
 from ..ingest.records import from_any, normalize_id
+from . import confidence, saved
 from . import filters as filt
 from . import pool as pools
-from . import saved
 from .engine import QUERY_CHUNK, MatchEngine, RecordsLike, UpdateResult
 from .explain import EXPLAIN_FIELDS, explain
 from .results import SIDES, Matches
@@ -75,14 +75,24 @@ class Shard:
             terms = term_map(snap.sparse, stats.terms)
         return cls(snap, terms, scoring_view(snap.sparse, stats, terms))
 
-    def pools(self, tokens: Sequence[list[str]], vectors: np.ndarray, size: int, mask: np.ndarray | None
-              ) -> list[pools.Pool]:
+    def pools(self, engine: MatchEngine, tokens: Sequence[list[str]], vectors: np.ndarray, size: int,
+              mask: np.ndarray | None) -> list[pools.Pool]:
         """Each query's candidates in this shard (positions): its BM25 and dense top ``size`` (``mask``: over
-        positions).
+        positions), as ``engine`` (any shard's, or the sharded one: its config) takes them.
         """
         d_idx, _ = self.snap.dense.search(vectors, size, mask)
-        return [MatchEngine._pool_one(self.snap, self.scoring, t, vectors[j], d_idx[j], size, mask)
+        return [engine._pool_one(self.snap, self.scoring, t, vectors[j], d_idx[j], size, mask)
                 for j, t in enumerate(tokens)]
+
+    @cached_property
+    def scored(self) -> Snapshot:
+        """The snapshot with the corpus-wide BM25 (for readers of a snapshot's statistics: the confidence)."""
+        return Snapshot(self.snap.records, self.snap.tokens, self.snap.ids, self.scoring, self.snap.dense)
+
+    def confidence(self, query: pd.DataFrame, tokens: list[str], live: np.ndarray, signals: list[dict[str, Any]],
+                   calibration: confidence.Calibration) -> np.ndarray:
+        """The confidence of the matches ``live`` of one query (``query``: its one-row records frame)."""
+        return confidence.of_matches(self.scored, query, [tokens], live[None, :], [signals], calibration)[0]
 
     def live(self, positions: np.ndarray) -> np.ndarray:
         """Live indices (rows of ``snap.records``) of positions."""
@@ -250,12 +260,20 @@ class ShardedEngine(MatchEngine):
     # ---- matching -------------------------------------------------------------------------------------------
     def match(self, queries: RecordsLike | Sequence[str], k: int = 10,
               filters: filt.Filters | Iterable[str] | None = None, explain_matches: bool = True,
-              show_progress: bool = False, device: str | None = None) -> Matches:
+              show_progress: bool = False, device: str | None = None, min_confidence: float | None = None
+              ) -> Matches:
         """As :meth:`MatchEngine.match`: every shard searched with corpus-wide statistics, pools merged, fused.
         The GPU path (``device``) needs an unsharded index.
         """
         if device is not None:
             raise UsageError("the GPU path (device) needs an unsharded index; a sharded one is matched on the CPU")
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise ValueError("min_confidence must be between 0 and 1")
+        return self._sharded_match(queries, k, filters, explain_matches, show_progress).above(min_confidence)
+
+    def _sharded_match(self, queries: RecordsLike | Sequence[str], k: int,
+                       filters: filt.Filters | Iterable[str] | None, explain_matches: bool, show_progress: bool
+                       ) -> Matches:
         if k < 1:
             raise ValueError("k must be at least 1")
         state = self._state  # one state for the whole batch, whatever writers do meanwhile
@@ -267,13 +285,15 @@ class ShardedEngine(MatchEngine):
         idx = np.full((n, k), -1, np.int64)
         scores = np.full((n, k), np.nan, np.float32)
         expl: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        conf = np.full((n, k), np.nan, np.float32)
+        calibration = confidence.Calibration.from_dict(self.config.confidence)
         size = min(max(self.config.candidates, k), len(state))
         texts = self._texts(recs)
         bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
-            q_tokens, q_vecs = self._query_inputs(recs.iloc[chunk], texts[chunk])
-            per_shard = [s.pools(q_tokens, q_vecs, size, m) for s, m in zip(state.shards, masks, strict=True)]
+            q_tokens, q_vecs = self._query_side(recs.iloc[chunk], texts[chunk])
+            per_shard = [s.pools(self, q_tokens, q_vecs, size, m) for s, m in zip(state.shards, masks, strict=True)]
             q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
             for j, toks in enumerate(q_tokens):
                 merged = pools.merge([p[j] for p in per_shard], state.position_offsets[:-1], size)
@@ -282,10 +302,12 @@ class ShardedEngine(MatchEngine):
                 i, m = start + j, len(keys)
                 scores[i, :m] = fused
                 expl[i] = [{} for _ in range(m)] if explain_matches else []
+                one = recs.iloc[[i]].reset_index(drop=True)
                 for s in np.unique(where):
                     shard, sel = state.shards[s], np.flatnonzero(where == s)
                     live = shard.live(keys[sel] - state.position_offsets[s])
                     idx[i, sel] = state.live_offsets[s] + live
+                    conf[i, sel] = shard.confidence(one, toks, live, [signals[x] for x in sel], calibration)
                     if explain_matches:
                         q = {c: v[j] for c, v in q_fields.items()}
                         found = shard.explanations(q, toks, live, [signals[x] for x in sel], self.config.n_keywords)
@@ -295,7 +317,8 @@ class ShardedEngine(MatchEngine):
         bar.close()
         ids = np.where(idx >= 0, state.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
         return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
-                       query_side=SIDES[1 - SIDES.index(self.side_)], rejected=rejects)
+                       query_side=SIDES[1 - SIDES.index(self.side_)], rejected=rejects,
+                       confidence=conf).with_confidence()
 
     def solvers(self, *args: Any, **kwargs: Any) -> Any:
         """Not for sharded indexes (the owner tables are built over one snapshot)."""

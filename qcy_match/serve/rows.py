@@ -59,6 +59,7 @@ def rows_batch(m: Matches, parts: list[QueryColumns], corpus: pd.DataFrame) -> l
     qi, rj = np.nonzero(m.indices >= 0)
     doc = m.indices[qi, rj]
     scores = np.round(m.scores[qi, rj].astype(np.float64), 6).tolist()
+    conf = None if m.confidence is None else np.round(m.confidence[qi, rj].astype(np.float64), 4).tolist()
     c_names = ["title", "industry", "region", "maturity", "transfer_mode", *metadata_columns(corpus)]
     c_vals = {c: [cell(v) for v in corpus[c].take(doc).tolist()] for c in c_names}
     ids = [cell(v) for v in m.ids[qi, rj].tolist()]
@@ -75,8 +76,10 @@ def rows_batch(m: Matches, parts: list[QueryColumns], corpus: pd.DataFrame) -> l
         while n < len(qi_list) and qi_list[n] < start + size:
             i, j = qi_list[n] - start, rj_list[n]
             row: dict[str, Any] = {f"{q_label}_id": m.query_ids[start + i], f"{r_label}_id": ids[n], "rank": j + 1,
-                                   "score": scores[n], f"{q_label}_title": q_vals["title"][i],
-                                   f"{r_label}_title": c_vals["title"][n]}
+                                   "score": scores[n]}
+            if conf is not None:
+                row["confidence"] = conf[n]
+            row.update({f"{q_label}_title": q_vals["title"][i], f"{r_label}_title": c_vals["title"][n]})
             if expl is not None:
                 row.update(expl[n])
             row.update({f"{r_label}_{c}": c_vals[c][n] for c in c_names[1:]})

