@@ -15,12 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .sparse import SparseIndex
+from .sparse import SparseIndex, Stats
 
 # The files of a sharded index's top level, beside its manifest.
 STATS_TERMS = "stats_terms.json"  # the global vocabulary, in global term-id order
@@ -108,6 +108,28 @@ class CorpusStats:
         mine = {t: int(self.df[i]) for t, i in self.terms.items() if i < len(self.df) and self.df[i]}
         theirs = {t: int(fresh.df[i]) for t, i in fresh.terms.items() if fresh.df[i]}
         return mine == theirs
+
+
+class CorpusIdf(Mapping[str, float]):
+    """IDF of every term of the corpus under its statistics (what one shard's own view cannot give: terms of other
+    shards). Terms no live document holds are absent, as in :attr:`SparseIndex.idf_`.
+    """
+
+    def __init__(self, stats: CorpusStats) -> None:
+        self._stats = stats
+        self._bm25 = Stats(stats.df, stats.n_docs, stats.total_len / stats.n_docs if stats.n_docs else 1.0)
+
+    def __getitem__(self, term: str) -> float:
+        t = self._stats.terms.get(term)
+        if t is None or t >= len(self._stats.df) or self._stats.df[t] == 0:
+            raise KeyError(term)
+        return self._bm25.idf(t)
+
+    def __iter__(self) -> Iterator[str]:
+        return (w for w, t in list(self._stats.terms.items()) if t < len(self._stats.df) and self._stats.df[t] > 0)
+
+    def __len__(self) -> int:
+        return int((self._stats.df > 0).sum())
 
 
 def term_map(sparse: SparseIndex, terms: dict[str, int]) -> np.ndarray:

@@ -253,8 +253,7 @@ def shard_rows(opened: OpenShard, hits: pd.DataFrame, queries: pd.DataFrame, k: 
         for s, e in zip(slots, shard.explanations(q, q_tokens[i], live, signals, engine.config.n_keywords),
                         strict=True):
             expl[i][s] = e
-        conf[i, slots] = shard.confidence(queries.iloc[[i]].reset_index(drop=True), q_tokens[i], live, signals,
-                                          calibration)
+        conf[i, slots] = shard.confidence(q, q_tokens[i], live, signals, calibration)
     ids = np.where(idx >= 0, shard.snap.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
     matches = Matches(queries["id"].astype(str).tolist(), idx, ids, scores, expl,
                       query_side=SIDES[1 - SIDES.index(engine.side_)], confidence=conf).with_confidence()

@@ -35,7 +35,16 @@ from .. import persistence
 from .._version import __version__
 from ..encoders import Encoder
 from ..errors import IndexFormatError, UsageError
-from ..index.shards import ROUTING, STATS_DF, STATS_TERMS, CorpusStats, scoring_view, shard_of, term_map
+from ..index.shards import (
+    ROUTING,
+    STATS_DF,
+    STATS_TERMS,
+    CorpusIdf,
+    CorpusStats,
+    scoring_view,
+    shard_of,
+    term_map,
+)
 from ..index.sparse import SparseIndex
 from ..ingest.records import from_any, normalize_id
 from . import confidence, saved
@@ -67,13 +76,14 @@ class Shard:
     snap: Snapshot
     terms: np.ndarray  # global term id of each of the snapshot's BM25 term ids
     scoring: SparseIndex  # the snapshot's BM25 with corpus-wide statistics
+    stats: CorpusStats
 
     @classmethod
     def of(cls, snap: Snapshot, stats: CorpusStats, terms: np.ndarray | None = None) -> Shard:
         """``snap`` scored with ``stats``; ``terms`` is its :func:`term_map` when already known."""
         if terms is None or len(terms) != len(snap.sparse.df_):
             terms = term_map(snap.sparse, stats.terms)
-        return cls(snap, terms, scoring_view(snap.sparse, stats, terms))
+        return cls(snap, terms, scoring_view(snap.sparse, stats, terms), stats)
 
     def pools(self, engine: MatchEngine, tokens: Sequence[list[str]], vectors: np.ndarray, size: int,
               mask: np.ndarray | None) -> list[pools.Pool]:
@@ -85,14 +95,22 @@ class Shard:
                 for j, t in enumerate(tokens)]
 
     @cached_property
-    def scored(self) -> Snapshot:
-        """The snapshot with the corpus-wide BM25 (for readers of a snapshot's statistics: the confidence)."""
-        return Snapshot(self.snap.records, self.snap.tokens, self.snap.ids, self.scoring, self.snap.dense)
+    def idf(self) -> CorpusIdf:
+        """IDF of every term of the corpus (the confidence weighs query terms that this shard may lack)."""
+        return CorpusIdf(self.stats)
 
-    def confidence(self, query: pd.DataFrame, tokens: list[str], live: np.ndarray, signals: list[dict[str, Any]],
+    def confidence(self, query: dict[str, Any], tokens: list[str], live: np.ndarray, signals: list[dict[str, Any]],
                    calibration: confidence.Calibration) -> np.ndarray:
-        """The confidence of the matches ``live`` of one query (``query``: its one-row records frame)."""
-        return confidence.of_matches(self.scored, query, [tokens], live[None, :], [signals], calibration)[0]
+        """The confidence of the matches ``live`` of one query (``query``: its explanation fields), from the
+        features an unsharded index computes (each match's alone, with corpus-wide IDF and size).
+        """
+        fields = self.snap.explain_fields
+        feats = confidence.features(tokens, [self.snap.tokens[d] for d in live],
+                                    np.array([s["bm25_score"] for s in signals]),
+                                    np.array([s["dense_score"] for s in signals]), query,
+                                    [{c: v[d] for c, v in fields.items()} for d in live], self.idf,
+                                    self.stats.n_docs)
+        return np.asarray(calibration.predict(feats), np.float32)
 
     def live(self, positions: np.ndarray) -> np.ndarray:
         """Live indices (rows of ``snap.records``) of positions."""
@@ -302,14 +320,13 @@ class ShardedEngine(MatchEngine):
                 i, m = start + j, len(keys)
                 scores[i, :m] = fused
                 expl[i] = [{} for _ in range(m)] if explain_matches else []
-                one = recs.iloc[[i]].reset_index(drop=True)
+                q = {c: v[j] for c, v in q_fields.items()}
                 for s in np.unique(where):
                     shard, sel = state.shards[s], np.flatnonzero(where == s)
                     live = shard.live(keys[sel] - state.position_offsets[s])
                     idx[i, sel] = state.live_offsets[s] + live
-                    conf[i, sel] = shard.confidence(one, toks, live, [signals[x] for x in sel], calibration)
+                    conf[i, sel] = shard.confidence(q, toks, live, [signals[x] for x in sel], calibration)
                     if explain_matches:
-                        q = {c: v[j] for c, v in q_fields.items()}
                         found = shard.explanations(q, toks, live, [signals[x] for x in sel], self.config.n_keywords)
                         for x, e in zip(sel, found, strict=True):
                             expl[i][x] = e
