@@ -245,6 +245,11 @@ class ShardedEngine(MatchEngine):
         return self._state.ids
 
     @property
+    def _snap(self) -> Snapshot:  # type: ignore[override]
+        """Not one snapshot: what reads one (tuning, calibration features) needs an unsharded index."""
+        raise UsageError("this needs an unsharded index (it reads one snapshot); a sharded index has one per shard")
+
+    @property
     def sparse_(self) -> SparseIndex:
         """Not one index: see ``shards_``."""
         raise UsageError("a sharded index has one BM25 index per shard (shards_[i].sparse_)")
