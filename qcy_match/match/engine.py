@@ -133,7 +133,8 @@ class MatchEngine:
         self.encoder_: Encoder = encoder if encoder is not None else \
             make_encoder(self.config.encoder, self.config.encoder_params).fit(d_texts, d_tokens)
         vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
-        dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors, show_progress)
+        dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors, show_progress,
+                                                                              labels=filt.partition_labels(recs))
         recs = recs.reset_index(drop=True)  # a prepared frame is passed through as given, possibly a slice
         snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
         snap.check()
