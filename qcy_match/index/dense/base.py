@@ -105,7 +105,10 @@ class DenseIndex:
             if labels is not None and kind == "hnsw" and len(x):
                 if len(labels) != n:
                     raise ValueError(f"{len(labels)} partition labels for {n} vectors")
-                self.partitions_ = Partitions(labels, self.partition_min, self._tuning())
+                parts = Partitions(labels, self.partition_min, self._tuning())
+                # Without a partition large enough for a graph, the main path (exact below exact_below) is as good.
+                self.partitions_ = parts if parts.large() else None
+            if self.partitions_ is not None:
                 if bar is not None:
                     bar.reset(total=sum(len(self.partitions_.members[p]) for p in self.partitions_.large()))
                     bar.set_description("partitions")
