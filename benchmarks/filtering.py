@@ -212,9 +212,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/partitions.json"))
+    parser.add_argument("--index-dir", type=Path, help="save the built engine here, or load it if it exists")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    engine = engine_for(synth.generate(args.n, 0))
+    if args.index_dir is not None and args.index_dir.is_dir():
+        engine = MatchEngine.load(args.index_dir)
+    else:
+        engine = engine_for(synth.generate(args.n, 0))
+        if args.index_dir is not None:
+            engine.save(args.index_dir)
     build_s = time.perf_counter() - t0
     out = {"build_s": build_s, **partition_sweep(engine, synth.generate(args.queries, 0, kind="needs"), args.queries)}
     args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..topk import best, exact_top_k
 from .backend import Backend, Tuning
 from .kinds import KINDS, make_backend
-from .partitions import Partitions
+from .partitions import Partitions, walk_cost
 from .storage import STORAGES, Storage
 from .threads import search_threads
 
@@ -204,12 +204,16 @@ class DenseIndex:
         want = min(k, kept)
         if want == 0 or len(q) == 0:
             return np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
+        scan = self.backend_.faiss_ is None or (mask is not None and kept <= self.exact_below)
         if mask is not None and self.partitions_ is not None:
-            parts, size = self.partitions_.covered(mask)
-            # A filter that spans most of the index is as well served by the main graph.
-            if size <= len(self.store_) // 2:
+            parts = self.partitions_.covered(mask)
+            # Partition by partition where that compares fewer vectors than the main path: a filter spread over
+            # most partitions is served as well by one walk of the main graph.
+            t = self.tuning_
+            main = kept if scan else walk_cost(max(t.ef_search, 2 * k), t.hnsw_m, kept / len(mask))
+            if self.partitions_.cost(parts, k) < main:
                 return self.partitions_.search(self.store_, q, k, mask, parts)
-        if self.backend_.faiss_ is None or (mask is not None and kept <= self.exact_below):
+        if scan:
             return self.store_.exact(q, k, mask)
         idx, scores = self.backend_.search(self.store_, q, k, mask)
         short = (idx[:, :want] < 0).any(axis=1)

@@ -27,6 +27,13 @@ from .storage import CHUNK, Storage, faiss_module, selector
 # Below this share of a partition kept, its graph is not walked: the walk would meet too few kept nodes (the main
 # graph's widening stops at the same share).
 MIN_SHARE = 1 / 8
+# What one partition visited costs beyond its vectors (Python, gathering, merging), in vectors compared.
+VISIT = 500
+
+
+def walk_cost(ef: int, m: int, share: float) -> float:
+    """Vectors compared by one graph walk of breadth ``ef`` widened by the kept ``share``: about M per node met."""
+    return ef / max(share, MIN_SHARE) * m
 
 
 def exact_among(store: Storage, q: np.ndarray, k: int, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,28 +83,35 @@ class Partitions:
                     progress.update(len(c))
             self.graphs[p] = graph
 
-    def covered(self, mask: np.ndarray) -> tuple[dict[int, np.ndarray], int]:
-        """The kept main positions of each partition the mask touches, and the size of those partitions."""
+    def covered(self, mask: np.ndarray) -> dict[int, np.ndarray]:
+        """The kept main positions of each partition the mask touches."""
         kept = np.flatnonzero(mask)
         labels = self.labels[kept]
-        out: dict[int, np.ndarray] = {}
-        size = 0
-        for p in np.unique(labels):
-            out[int(p)] = kept[labels == p]
-            size += len(self.members[int(p)])
-        return out, size
+        return {int(p): kept[labels == p] for p in np.unique(labels)}
+
+    def _walks(self, p: int, kept: int, k: int) -> tuple[bool, float]:
+        """Whether partition ``p`` is walked (else scanned) when ``kept`` of it are kept, and what that costs."""
+        share = kept / len(self.members[p])
+        if p not in self.graphs or share < MIN_SHARE:
+            return False, kept + VISIT
+        walk = walk_cost(max(self.tuning.ef_search, 4 * k), self.tuning.hnsw_m, share)
+        return walk < kept, min(walk, kept) + VISIT
+
+    def cost(self, kept: dict[int, np.ndarray], k: int) -> float:
+        """What :meth:`search` costs for these kept positions, in vectors compared (to choose it or not)."""
+        return sum(self._walks(p, len(pos), k)[1] for p, pos in kept.items())
 
     def search(self, store: Storage, q: np.ndarray, k: int, mask: np.ndarray, kept: dict[int, np.ndarray]
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k main positions over the kept positions of each partition, merged; full rows unless too few kept."""
+        """Top-k main positions over the kept positions of each partition, merged: each partition walked or
+        scanned, whichever compares fewer vectors.
+        """
         idx_parts, val_parts = [], []
         for p, pos in kept.items():
-            graph = self.graphs.get(p)
-            share = len(pos) / len(self.members[p])
-            if graph is None or len(pos) < self.minimum or share < MIN_SHARE:
-                i, v = exact_among(store, q, k, pos)
-            else:
+            if self._walks(p, len(pos), k)[0]:
                 i, v = self._walk(store, q, k, p, mask, pos)
+            else:
+                i, v = exact_among(store, q, k, pos)
             idx_parts.append(i)
             val_parts.append(v)
         return best(np.hstack(idx_parts), np.hstack(val_parts), k)
