@@ -205,12 +205,14 @@ class DenseIndex:
         if want == 0 or len(q) == 0:
             return np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
         scan = self.backend_.faiss_ is None or (mask is not None and kept <= self.exact_below)
-        if mask is not None and self.partitions_ is not None:
+        t = self.tuning_
+        share = 1.0 if mask is None else kept / len(mask)
+        main = kept if scan else walk_cost(max(t.ef_search, 2 * k), t.hnsw_m, share)
+        # Partition by partition where that compares fewer vectors than the main path (a filter spread over most
+        # partitions is served as well by one walk of the main graph); no partition walk beats scanning fewer
+        # vectors than one unfiltered walk compares, so small kept sets are not even counted per partition.
+        if mask is not None and self.partitions_ is not None and main > walk_cost(t.ef_search, t.hnsw_m, 1.0):
             parts = self.partitions_.covered(mask)
-            # Partition by partition where that compares fewer vectors than the main path: a filter spread over
-            # most partitions is served as well by one walk of the main graph.
-            t = self.tuning_
-            main = kept if scan else walk_cost(max(t.ef_search, 2 * k), t.hnsw_m, kept / len(mask))
             if self.partitions_.cost(parts, k) < main:
                 return self.partitions_.search(self.store_, q, k, mask, parts)
         if scan:
