@@ -41,7 +41,7 @@ class DenseIndex:
     def __init__(self, kind: str = "auto", auto_threshold: int = 50_000, hnsw_m: int = 0, ef_search: int = 0,
                  ef_construction: int = 0, nlist: int = 0, nprobe: int = 0, exact_below: int = 50_000,
                  storage: str = "auto", compress_above: int = 250_000, refine: int = 2,
-                 parallel_from: int = 16, partition_min: int = 10_000) -> None:
+                 parallel_from: int = 16, partition_min: int = 5_000) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
         if storage not in STORAGES:
