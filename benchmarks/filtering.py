@@ -137,3 +137,102 @@ class _Milvus:
         if with_client is not None:
             with_client.close()
         self.tmp.cleanup()
+
+
+def _closest(groups: dict[str, np.ndarray], share: float, n: int) -> tuple[str, np.ndarray]:
+    """The filter value whose kept share is closest to ``share`` (in log terms)."""
+    name = min(groups, key=lambda v: abs(np.log(max(int(groups[v].sum()), 1) / n) - np.log(share)))
+    return name, groups[name]
+
+
+def partition_sweep(engine: MatchEngine, needs: pd.DataFrame, n_queries: int = 100) -> dict[str, Any]:
+    """Per-partition filtered search against today's path (the same index without partitions) and exact search.
+
+    Industry filters (one GB/T code at any level, the one whose share is closest to each selectivity) align with the
+    partitions; region filters (a city or group) and the ``bucket`` column do not. One query at a time, as a portal
+    sends them; recall@10 of the dense top-10 against exact filtered search (ties at the 10th score count as found).
+    """
+    from qcy_match.match.filters import FilterIndex
+    from qcy_match.taxonomy import gbt
+
+    dense = engine.dense_
+    if dense.partitions_ is None:
+        raise ValueError("the engine's dense index has no partitions (an hnsw index built by the engine has)")
+    today = copy.copy(dense)
+    today.partitions_ = None
+    vectors = np.asarray(dense.vectors_, dtype=np.float32)
+    n = len(vectors)
+    titles = needs["title"].astype(str).tolist()[:n_queries]
+    q = engine.encoder_.encode(titles, [engine.tokenizer_.tokenize(t) for t in titles])
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    fi = FilterIndex(engine.records_)
+    codes = sorted({gbt.at_level(c, lv) for cs in engine.records_["industry"] for c in cs for lv in (1, 2, 3, 4)})
+    industry = {c: fi.mask({"industry": [c]}) for c in codes}
+    regions = {r: fi.mask({"region": [r]}) for r in
+               sorted(set(engine.records_["region_city"].astype(str)) | set(engine.records_["region_group"]
+                                                                            .astype(str))) if r}
+    bucket = engine.records_["bucket"].astype(int).to_numpy()
+    rng = np.random.default_rng(0)
+    cases: list[tuple[str, str, np.ndarray]] = []
+    for sel in SELECTIVITIES:
+        for kind, groups in (("industry", industry), ("region", regions)):
+            name, m = _closest(groups, sel, n)
+            cases.append((f"{sel:g}", f"{kind}={name}", np.asarray(m)))
+        cases.append((f"{sel:g}", f"bucket<{len(bucket_values(sel))}", bucket < len(bucket_values(sel))))
+    big = max(industry, key=lambda c: int(industry[c].sum()) if len(c) == 1 else -1)
+    few = np.zeros(n, bool)
+    few[rng.choice(np.flatnonzero(industry[big]), 5, replace=False)] = True
+    cases += [("short", f"5 of industry={big}", few), ("short", "none", np.zeros(n, bool))]
+    rows = []
+    for sel, name, keep in cases:
+        kept = int(keep.sum())
+        truth = exact_topk(vectors, q, K, keep) if kept else np.full((len(q), K), -1)
+        row: dict[str, Any] = {"selectivity": sel, "filter": name, "kept": kept}
+        for label, index in (("partitions", dense), ("today", today)):
+            index.search(q[:2], K, keep)  # warm the caches
+            t0 = time.perf_counter()
+            found = np.vstack([index.search(q[i:i + 1], K, keep)[0] for i in range(len(q))])
+            row[f"{label}_ms"] = (time.perf_counter() - t0) * 1000 / len(q)
+            row[f"{label}_recall_at_10"] = recall(found, truth, vectors, q)
+            row[f"{label}_short_share"] = _short(found, kept)
+        rows.append(row)
+    return {"records": n, "queries": len(q), "partition_min": dense.partition_min,
+            "partitions": {int(p): len(m) for p, m in dense.partitions_.members.items()},
+            "graphs": sorted(int(p) for p in dense.partitions_.graphs), "rows": rows}
+
+
+def main() -> None:
+    import argparse
+    import json
+
+    from . import synth
+    from .anchors import engine_for
+
+    parser = argparse.ArgumentParser(description="per-partition filtered search against today's path")
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/partitions.json"))
+    parser.add_argument("--index-dir", type=Path, help="save the built engine here, or load it if it exists")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    if args.index_dir is not None and args.index_dir.is_dir():
+        engine = MatchEngine.load(args.index_dir)
+    else:
+        engine = engine_for(synth.generate(args.n, 0))
+        if args.index_dir is not None:
+            engine.save(args.index_dir)
+    build_s = time.perf_counter() - t0
+    out = {"build_s": build_s, **partition_sweep(engine, synth.generate(args.queries, 0, kind="needs"), args.queries)}
+    args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
+    lines = ["| selectivity | filter | kept | recall@10 partitions (today) | short | ms/query partitions (today) |",
+             "|---|---|---|---|---|---|"]
+    for r in out["rows"]:
+        lines.append(f"| {r['selectivity']} | {r['filter']} | {r['kept']} | {r['partitions_recall_at_10']:.3f} "
+                     f"({r['today_recall_at_10']:.3f}) | {r['partitions_short_share']:.2f} | "
+                     f"{r['partitions_ms']:.2f} ({r['today_ms']:.2f}) |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

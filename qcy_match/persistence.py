@@ -43,7 +43,8 @@ from .errors import IndexFormatError
 
 FORMAT = "qcy-match-index"
 # 2: BM25 postings hold term frequencies (scored at query time) instead of precomputed scores.
-FORMAT_VERSION = 2
+# 3: dense partitions (partition labels and per-partition graphs, index.dense.partitions).
+FORMAT_VERSION = 3
 # The lock file where a directory cannot be locked itself (Windows), in the parent of the saved directories; never
 # read, and ignored where it is left inside a directory (one that was once the parent of a saved one).
 LOCK_FILE = ".qcy-match.lock"
@@ -69,6 +70,8 @@ class Layout:
     lsa_vocab: str = "lsa_vocab.json"  # LSA encoder (encoders.lsa): vocabulary,
     lsa_idf: str = "lsa_idf.npy"  # its IDF weights,
     lsa_components: str = "lsa_components.npy"  # and the SVD components
+    partitions: str = "partitions.npy"  # the partition label of each dense vector (index.dense.partitions),
+    partition_graphs: str = "partition_{}.index"  # and the graph of each large partition, by label + 1
     # Copies of the config's user dictionaries, numbered from 0: the saved config names these, never outside files.
     user_dicts: str = "user_dict_{}.txt"
 
@@ -76,10 +79,16 @@ class Layout:
         """The name of the ``i``-th user dictionary's copy."""
         return self.user_dicts.format(i)
 
+    def partition(self, i: int) -> str:
+        """The name of the graph file of the partition labelled ``i - 1``."""
+        return self.partition_graphs.format(i)
+
     def holds(self, name: str) -> bool:
         """Whether ``name`` is a file of an index directory."""
-        fixed = {getattr(self, f.name) for f in dataclasses.fields(self)} - {self.user_dicts}
-        return name in fixed or re.fullmatch(re.escape(self.user_dicts).replace(r"\{\}", "[0-9]+"), name) is not None
+        numbered = (self.user_dicts, self.partition_graphs)
+        fixed = {getattr(self, f.name) for f in dataclasses.fields(self)} - set(numbered)
+        return name in fixed or any(re.fullmatch(re.escape(p).replace(r"\{\}", "[0-9]+"), name) is not None
+                                    for p in numbered)
 
 
 LAYOUT = Layout()

@@ -155,7 +155,8 @@ class MatchEngine:
                ) -> Snapshot:
         """The searchable snapshot of prepared records (see :meth:`_prepared`)."""
         sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
-        dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors, show_progress)
+        dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors, show_progress,
+                                                                              labels=filt.partition_labels(recs))
         snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
         snap.check()
         return snap

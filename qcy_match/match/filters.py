@@ -71,6 +71,17 @@ def mask(records: pd.DataFrame, filters: Mapping[str, list[str]]) -> np.ndarray 
     return FilterIndex(records).mask(filters)
 
 
+def partition_labels(records: pd.DataFrame) -> np.ndarray:
+    """Each record's dense-index partition: the 门类 letter of its first industry code (A = 0 …), -1 for none.
+
+    Industry filters then keep whole partitions, or a share of one, and are searched partition by partition
+    (:mod:`qcy_match.index.dense.partitions`); any other filter is still answered right, just not faster.
+    """
+    first = [codes[0][:1] if len(codes) and str(codes[0])[:1].isascii() and str(codes[0])[:1].isalpha() else ""
+             for codes in records["industry"]]
+    return np.array([ord(c.upper()) - ord("A") if c else -1 for c in first], dtype=np.int8)
+
+
 def _passes(key: str, values: list[str], prefixes: tuple[str, ...]) -> Callable[[Any], bool]:
     """The test one distinct cell value must pass for ``key``."""
     if key in ("industry", "chain", "tag"):

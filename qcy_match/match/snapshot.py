@@ -23,7 +23,7 @@ import pandas as pd
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
 from .explain import EXPLAIN_FIELDS
-from .filters import FilterIndex
+from .filters import FilterIndex, partition_labels
 
 # The delta segments are searched exactly, and deleted positions cost memory and scan time, so they are merged into
 # a fresh main segment once they pass this size (the larger of the two bounds).
@@ -121,4 +121,4 @@ def compacted(st: Snapshot) -> Snapshot:
     if st.live is None and not len(st.dense.delta_):
         return st
     sparse = SparseIndex(st.sparse.k1, st.sparse.b).fit(st.tokens)
-    return Snapshot(st.records, st.tokens, st.ids, sparse, st.dense.compacted())
+    return Snapshot(st.records, st.tokens, st.ids, sparse, st.dense.compacted(partition_labels(st.records)))

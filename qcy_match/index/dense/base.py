@@ -7,7 +7,8 @@ see :mod:`.kinds`). ``auto`` picks the kind (flat below ``auto_threshold`` vecto
 
 A filtered search always returns min(k, number of vectors that pass the filter) results: strict filters are
 answered exactly on the kept subset; loose ones go through the structure with an ID selector, and any query that
-comes back short is answered exactly instead.
+comes back short is answered exactly instead. An HNSW index built with partition labels also searches filters that
+keep a few partitions partition by partition (:mod:`.partitions`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from ..topk import best, exact_top_k
 from .backend import Backend, Tuning
 from .kinds import KINDS, make_backend
+from .partitions import Partitions, walk_cost
 from .storage import STORAGES, Storage
 from .threads import search_threads
 
@@ -39,7 +41,7 @@ class DenseIndex:
     def __init__(self, kind: str = "auto", auto_threshold: int = 50_000, hnsw_m: int = 0, ef_search: int = 0,
                  ef_construction: int = 0, nlist: int = 0, nprobe: int = 0, exact_below: int = 50_000,
                  storage: str = "auto", compress_above: int = 250_000, refine: int = 2,
-                 parallel_from: int = 16) -> None:
+                 parallel_from: int = 16, partition_min: int = 5_000) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
         if storage not in STORAGES:
@@ -56,13 +58,15 @@ class DenseIndex:
         self.nprobe = nprobe
         self.exact_below = exact_below
         self.parallel_from = parallel_from  # searches of fewer queries run on one thread (see .threads)
+        self.partition_min = partition_min  # partitions this large get a graph (see .partitions)
 
     def params(self) -> dict[str, Any]:
         """Parameters for the manifest."""
         return {"kind": self.kind, "auto_threshold": self.auto_threshold, "hnsw_m": self.hnsw_m,
                 "ef_search": self.ef_search, "ef_construction": self.ef_construction, "nlist": self.nlist,
                 "nprobe": self.nprobe, "exact_below": self.exact_below, "storage": self.storage,
-                "compress_above": self.compress_above, "refine": self.refine, "parallel_from": self.parallel_from}
+                "compress_above": self.compress_above, "refine": self.refine, "parallel_from": self.parallel_from,
+                "partition_min": self.partition_min}
 
     @property
     def tuning_(self) -> Tuning:
@@ -73,8 +77,13 @@ class DenseIndex:
         return Tuning(hnsw_m=self.hnsw_m, ef_search=self.ef_search, ef_construction=self.ef_construction,
                       nlist=self.nlist, nprobe=self.nprobe, refine=self.refine)
 
-    def fit(self, vectors: np.ndarray, show_progress: bool = False) -> DenseIndex:
-        """Build the index over (n, d) unit vectors; ``show_progress`` shows a bar of the vectors added."""
+    def fit(self, vectors: np.ndarray, show_progress: bool = False, labels: np.ndarray | None = None
+            ) -> DenseIndex:
+        """Build the index over (n, d) unit vectors; ``show_progress`` shows a bar of the vectors added.
+
+        ``labels``: a partition label (-1..127) per vector; an HNSW index then also builds a graph per partition of
+        at least ``partition_min`` vectors, searched by filters that keep few partitions (see :mod:`.partitions`).
+        """
         x = np.asarray(vectors)
         n = len(x)
         kind = self.kind
@@ -90,8 +99,20 @@ class DenseIndex:
         # No bar object at all unless asked: tqdm takes a process-shared lock even when disabled.
         bar = tqdm(total=n, desc="index", unit="vec") if show_progress else None
         self.backend_.progress = bar
+        self.partitions_: Partitions | None = None
         try:
             self.store_: Storage = self.backend_.build(x, storage)
+            if labels is not None and kind == "hnsw" and len(x):
+                if len(labels) != n:
+                    raise ValueError(f"{len(labels)} partition labels for {n} vectors")
+                parts = Partitions(labels, self.partition_min, self._tuning())
+                # Without a partition large enough for a graph, the main path (exact below exact_below) is as good.
+                self.partitions_ = parts if parts.large() else None
+            if self.partitions_ is not None:
+                if bar is not None:
+                    bar.reset(total=sum(len(self.partitions_.members[p]) for p in self.partitions_.large()))
+                    bar.set_description("partitions")
+                self.partitions_.build(self.store_, bar)
         finally:
             self.backend_.progress = None
             if bar is not None:
@@ -144,11 +165,14 @@ class DenseIndex:
         """The vectors of live positions, in position order, as float32 (a copy when storage is compressed)."""
         return np.asarray(self._live_stored(), dtype=np.float32)
 
-    def compacted(self) -> DenseIndex:
-        """A new index built over the live vectors only: no delta, no deletes (renumbers positions)."""
+    def compacted(self, labels: np.ndarray | None = None) -> DenseIndex:
+        """A new index built over the live vectors only: no delta, no deletes (renumbers positions).
+
+        ``labels``: the live vectors' partition labels (the caller knows them for the added ones).
+        """
         if not len(self.delta_) and self.alive_ is None:
             return self
-        return DenseIndex(**self.params()).fit(self._live_stored())
+        return DenseIndex(**self.params()).fit(self._live_stored(), labels=labels)
 
     # ---- searching ----------------------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
@@ -180,7 +204,18 @@ class DenseIndex:
         want = min(k, kept)
         if want == 0 or len(q) == 0:
             return np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
-        if self.backend_.faiss_ is None or (mask is not None and kept <= self.exact_below):
+        scan = self.backend_.faiss_ is None or (mask is not None and kept <= self.exact_below)
+        t = self.tuning_
+        share = 1.0 if mask is None else kept / len(mask)
+        main = kept if scan else walk_cost(max(t.ef_search, 2 * k), t.hnsw_m, share)
+        # Partition by partition where that compares fewer vectors than the main path (a filter spread over most
+        # partitions is served as well by one walk of the main graph); no partition walk beats scanning fewer
+        # vectors than one unfiltered walk compares, so small kept sets are not even counted per partition.
+        if mask is not None and self.partitions_ is not None and main > walk_cost(t.ef_search, t.hnsw_m, 1.0):
+            parts = self.partitions_.covered(mask)
+            if self.partitions_.cost(parts, k) < main:
+                return self.partitions_.search(self.store_, q, k, mask, parts)
+        if scan:
             return self.store_.exact(q, k, mask)
         idx, scores = self.backend_.search(self.store_, q, k, mask)
         short = (idx[:, :want] < 0).any(axis=1)
@@ -214,7 +249,8 @@ class DenseIndex:
         """
         if len(self.delta_) or self.alive_ is not None:
             raise ValueError("save a compacted DenseIndex (the engine compacts before saving)")
-        return self.backend_.save(path, self.store_)
+        files = self.backend_.save(path, self.store_)
+        return files + (self.partitions_.save(path) if self.partitions_ is not None else [])
 
     @classmethod
     def load(cls, path: Path, params: dict[str, Any], kind_: str, mmap: bool = True) -> DenseIndex:
@@ -226,8 +262,11 @@ class DenseIndex:
         self = cls(**params)
         self.backend_ = make_backend(kind_, self._tuning())
         # Not on Windows: a mapped file cannot be deleted there, and a save replaces the directory it was read from.
-        self.store_ = self.backend_.load(path, self.storage, mmap and os.name != "nt")
+        mmap = mmap and os.name != "nt"
+        self.store_ = self.backend_.load(path, self.storage, mmap)
         if self.storage not in ("auto", self.store_.name):
             raise ValueError(f"the files hold {self.store_.name} vectors, the parameters say {self.storage}")
+        d = self.store_.vectors.shape[1] if self.store_.vectors.ndim == 2 else 0
+        self.partitions_ = Partitions.load(path, len(self.store_), d, self.partition_min, self._tuning(), mmap)
         self._start_live()
         return self
