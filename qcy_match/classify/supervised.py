@@ -28,6 +28,7 @@ from scipy import sparse
 
 from .. import persistence
 from .._version import __version__
+from ..progress import bar as progress_bar
 from ..text import Tokenizer, normalize
 from .calibration import (
     accuracy,
@@ -116,10 +117,8 @@ class TextClassifier:
         return sparse.hstack([v.transform(texts) for v in self.vecs_]).tocsr()
 
     def _vectors(self, texts: Sequence[str], progress: bool = False, step: int = 256) -> np.ndarray:
-        from tqdm import tqdm
-
         parts = [self.encoder_.encode([], [])]
-        with tqdm(total=len(texts), desc=f"{self.dense} vectors", unit="text", disable=not progress) as bar:
+        with progress_bar(total=len(texts), desc=f"{self.dense} vectors", unit="text", enabled=progress) as bar:
             for i in range(0, len(texts), step):
                 parts.append(self.encoder_.encode(list(texts[i:i + step]), []))
                 bar.update(len(parts[-1]))

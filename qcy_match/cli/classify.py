@@ -154,10 +154,11 @@ def _predict(model: Any, records: Any, k: int, progress: bool, chunk: int = 500)
     on which records share a chunk).
     """
     import pandas as pd
-    from tqdm import tqdm
+
+    from ..progress import bar as progress_bar
 
     frames = []
-    with tqdm(total=len(records), desc="classify", unit="record", disable=not progress) as bar:
+    with progress_bar(total=len(records), desc="classify", unit="record", enabled=progress) as bar:
         for start in range(0, len(records), chunk):
             part = records.iloc[start:start + chunk]
             frames.append(model.predict(part, k=k).to_frame())

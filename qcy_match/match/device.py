@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from ..errors import MissingExtraError, UsageError
 from ..index.sparse import SparseIndex
+from ..progress import bar as progress_bar
 from . import confidence
 from .explain import EXPLAIN_FIELDS, explain
 from .fusion import METHODS
@@ -342,7 +342,7 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
     # A copy: filter masks are read-only, and torch wants writable arrays.
     mask_t = None if mask is None else torch.from_numpy(np.array(mask, dtype=bool)).to(device)
     step = chunk_size(device, ix.vectors.shape[0])
-    bar = tqdm(total=n, desc=f"match ({device})", disable=not show_progress, unit="query")
+    bar = progress_bar(total=n, desc=f"match ({device})", enabled=show_progress, unit="query")
     with torch.inference_mode():
         for start in range(0, n, step):
             chunk = slice(start, min(n, start + step))

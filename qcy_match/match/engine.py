@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import persistence
 from ..config import EngineConfig
@@ -23,6 +22,7 @@ from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
 from ..ingest.records import from_any, normalize_id, text_of
 from ..ingest.tables import Rejection
+from ..progress import bar as progress_bar
 from ..solvers.consortium import Consortium, ConsortiumModel
 from ..solvers.votes import SolverRanking, VotingModel
 from ..text import Tokenizer, check_user_dict, resolve_backend
@@ -141,7 +141,7 @@ class MatchEngine:
         self.tokenizer_ = self._tokenizer()
         texts = self._texts(recs)
         tokens = [self.tokenizer_.tokenize(t, normalized=True)
-                  for t in tqdm(texts, desc="tokenise", disable=not show_progress, unit="rec")]
+                  for t in progress_bar(texts, desc="tokenise", enabled=show_progress, unit="rec")]
         self.config.tokenizer = self.tokenizer_.backend  # what cut these tokens, for the manifest
         d_texts, d_tokens = self._dense_input(recs, texts, tokens)
         self.encoder_: Encoder = encoder if encoder is not None else \
@@ -251,7 +251,7 @@ class MatchEngine:
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         step = 256
         parts = [self.encoder_.encode(texts[i:i + step], tokens[i:i + step])
-                 for i in tqdm(range(0, len(texts), step), desc=desc, disable=not show_progress, unit="chunk")]
+                 for i in progress_bar(range(0, len(texts), step), desc=desc, enabled=show_progress, unit="chunk")]
         return np.vstack(parts) if parts else np.zeros((0, self.encoder_.dim), np.float32)
 
     def __len__(self) -> int:
@@ -328,7 +328,7 @@ class MatchEngine:
         # small, and k is already at most the index size.
         pool = min(max(self.config.candidates, k), len(st.ids))
         texts = self._texts(recs)
-        bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
+        bar = progress_bar(total=n, desc="match", enabled=show_progress, unit="query")
         doc_fields = st.explain_fields if explain_matches else {}
         idf = st.sparse.idf_
         evidence: list[tuple[list[str], list[dict[str, Any]]]] = []  # per query: tokens, signals (for confidence)

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import persistence
 from ..config import EngineConfig
@@ -44,6 +43,7 @@ from ..ingest.tables import Rejection
 from ..output.paths import check_outputs, input_table, output_table
 from ..output.rejects import report_rejections
 from ..output.tables import write_table
+from ..progress import bar as progress_bar
 from . import filters as filt
 from .device import resolve as resolve_device
 from .engine import MatchEngine, RecordsLike
@@ -317,8 +317,8 @@ def _write(engine: MatchEngine, chunks: Iterable[pd.DataFrame], opts: _Options, 
     t0, out = time.time(), result.out
     result.corpus = len(engine)
     tables = []
-    with tqdm(total=result.valid or None, desc="match", unit=LABEL[result.direction],
-              disable=not opts.show_progress) as bar:
+    with progress_bar(total=result.valid or None, desc="match", unit=LABEL[result.direction],
+                      enabled=opts.show_progress) as bar:
         for queries in chunks:
             matches = engine.match(queries, k=opts.k, filters=opts.filters or None, device=opts.device,
                                    min_confidence=opts.min_confidence)

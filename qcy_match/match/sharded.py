@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import persistence
 from .._version import __version__
@@ -47,6 +46,7 @@ from ..index.shards import (
 )
 from ..index.sparse import SparseIndex
 from ..ingest.records import from_any, normalize_id
+from ..progress import bar as progress_bar
 from . import confidence, saved
 from . import filters as filt
 from . import pool as pools
@@ -312,7 +312,7 @@ class ShardedEngine(MatchEngine):
         calibration = confidence.Calibration.from_dict(self.config.confidence)
         size = min(max(self.config.candidates, k), len(state))
         texts = self._texts(recs)
-        bar = tqdm(total=n, desc="match", disable=not show_progress, unit="query")
+        bar = progress_bar(total=n, desc="match", enabled=show_progress, unit="query")
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
             q_tokens, q_vecs = self._query_side(recs.iloc[chunk], texts[chunk])
