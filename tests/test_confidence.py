@@ -94,7 +94,7 @@ def test_min_confidence_drops_the_matches_below_it_and_keeps_order(engine, demo)
 
 def test_calibration_travels_in_the_manifest_and_is_checked(engine, demo, tmp_path):
     _, needs = demo
-    custom = cf.Calibration((1.0, 2.0, 3.0, 0.0, 0.5, 0.0, 0.0), -3.0, "usem3", "test").to_dict()
+    custom = cf.Calibration((1.0, 2.0, 3.0, 0.0, 0.5, 0.0, 0.0, 0.2), -3.0, "usem3", "test").to_dict()
     engine.config.confidence = custom
     try:
         engine.save(tmp_path / "ix")
@@ -130,7 +130,7 @@ def test_measures_agree_with_sklearn():
 def test_fit_recovers_a_known_logistic_model():
     rng = np.random.default_rng(1)
     x = rng.random((4000, len(cf.FEATURES)))
-    true = np.array([3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    true = np.array([3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     y = rng.random(4000) < 1 / (1 + np.exp(-(x @ true - 3)))
     cal = cf.fit(x, y, c=100.0)
     assert np.allclose(cal.coef[:3], true[:3], atol=0.5)
