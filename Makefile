@@ -98,13 +98,16 @@ bench: $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.run --out benchmarks/results
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python benchmarks/classify_quality.py
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.solvers --out benchmarks/results
-	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.confidence --out benchmarks/results --limit 500
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.confidence --out benchmarks/results
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tune --out benchmarks/results --limit 500
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tune --task buyer --out benchmarks/results
 
-# Confidence calibration and qcy-match tune on CSL alone (dev and test rows apart; ~10 min on 2 cores).
+# Confidence calibration (CSL, demo with and without codes, buyer needs) and qcy-match tune on CSL and on the
+# buyer-language needs (dev and test rows apart; ~20 min on 2 cores).
 bench-confidence: $(CORE)
-	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.confidence --out benchmarks/results --limit 500
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.confidence --out benchmarks/results
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tune --out benchmarks/results --limit 500
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tune --task buyer --out benchmarks/results
 
 # Issue 18's scale figures on the realistic corpus (CSL sentences recombined) at 100k and 1M, each size in a process
 # of its own, against the raw bm25s + FAISS pipeline: benchmarks/results/bench_realistic.{json,md}. Long: about an

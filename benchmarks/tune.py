@@ -1,13 +1,15 @@
 """``qcy-match tune`` on CSL: judgments derived from the dev rows, the tuned index measured on the test rows.
 
-Task: CSL keywords → paper (corpus ``csl_full``: title + abstract; the first ``--limit`` dev and test rows, 500 by
-default). For every dev query the judgments hold the right paper as accepted (grade 1) and the default engine's
-other top-10 results as rejected (grade 0), as a broker's log of accepted and rejected suggestions would.
+Task (``--task``): ``csl``, CSL keywords → paper (corpus ``csl_full``: title + abstract; the first ``--limit`` dev
+and test rows, 500 by default); or ``buyer``, the buyer-language needs → the same 2,000 CSL records
+(``corpora/buyer_needs.jsonl``: 35 dev, 50 test rows; results in ``tune_buyer.{json,md}``). For every dev query
+the judgments hold the right record as accepted (grade 1) and the default engine's other top-10 results as rejected
+(grade 0), as a broker's log of accepted and rejected suggestions would.
 ``qcy-match tune`` runs on those through the CLI, so the whole path is exercised (reading the judgments,
 cross-validation by need, saving into the index under its lock); then the test rows are matched with the index
 before and after, and compared by MRR@10 / nDCG@10 and by the ECE of the confidence on their top-10 pairs.
 
-Usage: python -m benchmarks.tune [--data ../shared/data] [--out benchmarks/results]
+Usage: python -m benchmarks.tune [--task csl|buyer] [--data ../shared/data] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from qcy_match.evaluate import mrr_at_k, ndcg_at_k
 from qcy_match.match import confidence as cf
 from qcy_match.match.engine import MatchEngine
 
+from .buyer_needs import buyer_datasets
 from .datasets import csl_datasets, default_data
 
 logger = logging.getLogger("benchmarks.tune")
@@ -50,12 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--task", choices=("csl", "buyer"), default="csl")
     ap.add_argument("--limit", type=int, default=500, help="dev and test queries (0: all 1,000 of each)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("qcy_match").setLevel(logging.WARNING)
     t0 = time.time()
-    ds = {d.name: d for d in csl_datasets(args.data or default_data(), filtered=False)}["csl_keywords_paper"]
+    data = args.data or default_data()
+    if args.task == "csl":
+        ds = {d.name: d for d in csl_datasets(data, filtered=False)}["csl_keywords_paper"]
+    else:
+        ds = {d.name: d for d in buyer_datasets(data)}["buyer_need_csl"]
     dev = ds.queries[ds.queries["id"].map(ds.split) == "dev"].reset_index(drop=True)
     test = ds.queries[ds.queries["id"].map(ds.split) == "test"].reset_index(drop=True)
     if args.limit:
@@ -88,17 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         result["after"] = {"dev": measure(tuned, dev, ds.qrels), "test": measure(tuned, test, ds.qrels)}
     result["seconds"] = round(time.time() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tune.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    stem = "tune" if args.task == "csl" else f"tune_{args.task}"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     text = markdown(result)
-    (args.out / "tune.md").write_text(text, encoding="utf-8")
+    (args.out / f"{stem}.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
 
 
 def markdown(r: dict[str, Any]) -> str:
     rep = r["report"]
-    lines = ["# qcy-match tune on CSL keywords → paper (benchmarks/tune.py)", "",
-             f"Judgments: {r['judged_pairs']} pairs of the {r['dev_queries']} dev queries (right paper accepted, the "
+    lines = [f"# qcy-match tune on {r['task']} (benchmarks/tune.py)", "",
+             f"Judgments: {r['judged_pairs']} pairs of the {r['dev_queries']} dev queries (right record accepted, the "
              f"default's other top-10 rejected); grid dense_weight {r['grid']['weights']} × candidates "
              f"{r['grid']['depths']}; {rep['folds']}-fold cross-validation by need.", "",
              f"Chosen: {rep['chosen']} (was {rep['current']}); saved: {rep['saved']} (ranking improved: "

