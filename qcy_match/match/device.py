@@ -35,10 +35,9 @@ import scipy.sparse as sp
 from ..errors import MissingExtraError, UsageError
 from ..index.sparse import SparseIndex
 from ..progress import bar as progress_bar
-from . import confidence
 from .explain import EXPLAIN_FIELDS, explain
 from .fusion import METHODS
-from .results import SIDES, Matches
+from .results import Matches
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -368,11 +367,7 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
                         for r, d in enumerate(live[j]) if d >= 0]
             bar.update(chunk.stop - chunk.start)
     bar.close()
-    ids = np.where(idx >= 0, st.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
-    conf = confidence.of_matches(st, recs, [e[0] for e in evidence], idx, [e[1] for e in evidence],
-                                 confidence.Calibration.from_dict(engine.config.confidence))
-    return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
-                   query_side=SIDES[1 - SIDES.index(engine.side_)], confidence=conf).with_confidence()
+    return engine._batch_matches(st, recs, idx, scores, expl if explain_matches else [], evidence)
 
 
 def _query_idf(sparse: SparseIndex, tokens: list[str]) -> dict[str, float]:

@@ -353,10 +353,18 @@ class MatchEngine:
                                for d, sig in zip(row[0], row[2], strict=True)]
             bar.update(chunk.stop - chunk.start)
         bar.close()
+        return self._batch_matches(st, recs, idx, scores, expl if explain_matches else [], evidence)
+
+    def _batch_matches(self, st: Snapshot, recs: pd.DataFrame, idx: np.ndarray, scores: np.ndarray,
+                       expl: list[list[dict[str, Any]]],
+                       evidence: list[tuple[list[str], list[dict[str, Any]]]]) -> Matches:
+        """The :class:`Matches` of a batch from its live indices, fused scores, explanations and, per query, its
+        tokens and per-match signals (what the confidence reads); every search path ends here.
+        """
         ids = np.where(idx >= 0, st.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
         conf = confidence.of_matches(st, recs, [e[0] for e in evidence], idx, [e[1] for e in evidence],
                                      confidence.Calibration.from_dict(self.config.confidence))
-        return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl if explain_matches else [],
+        return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl,
                        query_side=SIDES[1 - SIDES.index(self.side_)], confidence=conf).with_confidence()
 
     def _query_side(self, recs: pd.DataFrame, texts: list[str]) -> tuple[list[list[str]], np.ndarray]:
