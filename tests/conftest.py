@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +13,19 @@ import pytest
 from qcy_match import EngineConfig, MatchEngine, load_records
 
 DATA = Path(__file__).parent / "data"
+CSL = Path(os.environ.get("QCY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "csl" \
+    / "csl_2000.jsonl"
+# The marks of every Spark test module: CSL data present, and pyspark 4.3's warnings on each pandas conversion quiet.
+SPARK_MARKS = [pytest.mark.skipif(not CSL.is_file(), reason="CSL data not found"),
+               pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
+               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
+
+
+def require_spark(module: bool = False) -> None:
+    """Skip (the calling module with ``module=True``) without pyspark or without Java, which Spark runs on."""
+    pytest.importorskip("pyspark")
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        pytest.skip("Spark needs Java 17 (apt-get install -y openjdk-17-jre-headless)", allow_module_level=module)
 
 
 def read_jsonl(path: Path) -> pd.DataFrame:
@@ -85,12 +100,7 @@ def spark():
     """The one small Spark session of the suite (local[2], tasks retried up to 3 times, no UI, 2 shuffle
     partitions), for every Spark test module; skipped without pyspark or Java.
     """
-    import os
-    import shutil
-
-    pytest.importorskip("pyspark")
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        pytest.skip("Spark needs Java 17 (apt-get install -y openjdk-17-jre-headless)")
+    require_spark()
     from qcy_match import spark as qs
 
     session = qs.session("local[2,3]", app="qcy-match-tests", conf={

@@ -7,28 +7,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import CSL, SPARK_MARKS, require_spark
 
 from qcy_match import MatchEngine
 from qcy_match.cli import main
 from qcy_match.errors import FilterError
 
-pytest.importorskip("pyspark")
-if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-    pytest.skip("Spark needs Java 17 (apt-get install -y openjdk-17-jre-headless)", allow_module_level=True)
+require_spark(module=True)
 
 from qcy_match import spark as qs  # noqa: E402
 
-SHARED = Path(os.environ.get("QCY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-CSL = SHARED / "csl" / "csl_2000.jsonl"
-pytestmark = [pytest.mark.skipif(not CSL.is_file(), reason="CSL data not found"),
-              # pyspark 4.3 warns on each pandas conversion that pandas 3 is not fully supported
-              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
-              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
+pytestmark = SPARK_MARKS
 
 
 @pytest.fixture(scope="module")

@@ -5,26 +5,18 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import CSL, SPARK_MARKS, require_spark
 
 from qcy_match.cli import main
 
-pytest.importorskip("pyspark")
-if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-    pytest.skip("Spark needs Java 17 (apt-get install -y openjdk-17-jre-headless)", allow_module_level=True)
+require_spark(module=True)
 
 from test_sharded import assert_same_list  # noqa: E402
 
-SHARED = Path(os.environ.get("QCY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-CSL = SHARED / "csl" / "csl_2000.jsonl"
-pytestmark = [pytest.mark.skipif(not CSL.is_file(), reason="CSL data not found"),
-              pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
-              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
+pytestmark = SPARK_MARKS
 
 
 @pytest.fixture(scope="module")
