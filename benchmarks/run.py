@@ -17,13 +17,13 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from . import plots, report, scale_realistic
 from .buyer_needs import buyer_datasets
+from .child import run_json
 from .datasets import REPO, csl_datasets, default_data, demo_dataset
 
 logger = logging.getLogger(__name__)
@@ -54,25 +54,10 @@ def parse_scales(spec: str) -> list[tuple[int, str]]:
 
 
 def run_scale_subprocess(n: int, encoder: str, repeat: int, log_dir: Path) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
-        path = Path(tmp.name)
-    cmd = [sys.executable, "-m", "benchmarks.speed", "--n", str(n), "--encoder", encoder, "--repeat", str(repeat),
-           "--out", str(path)]
+    args = ["--n", str(n), "--encoder", encoder, "--repeat", str(repeat)]
     if encoder != "usem3":
-        cmd += ["--query-encoder", "usem3"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    log = log_dir / f"scale_{n}.log"
-    t0 = time.perf_counter()
-    with log.open("w") as fh:
-        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
-    try:
-        if rc != 0:
-            return {"error": f"exit status {rc}; see {log}"}
-        result: dict[str, Any] = json.loads(path.read_text())
-        result["wall_s"] = time.perf_counter() - t0
-        return result
-    finally:
-        path.unlink(missing_ok=True)
+        args += ["--query-encoder", "usem3"]
+    return run_json("benchmarks.speed", args, "--out", log_dir / f"scale_{n}.log")
 
 
 def run_tokenise_subprocess(data: Path, out: Path) -> dict[str, Any]:

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from . import realistic, report
+from .child import run_json
 from .datasets import REPO
 from .raw import faiss_index, recall
 from .speed import dir_size, percentiles, rss_mib, stage_timer, timed
@@ -310,24 +311,11 @@ def run_one(n: int, n_needs: int = 1000, repeat: int = 200, seed: int = 0, encod
 # ---- the suite: one process per N, then the report ------------------------------------------------------------
 
 def run_subprocess(n: int, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
-        path = Path(tmp.name)
-    cmd = [sys.executable, "-m", "benchmarks.scale_realistic", "--one", str(n), "--json", str(path),
-           "--needs", str(args.needs), "--repeat", str(args.repeat), "--seed", str(args.seed),
-           "--encode-sample", str(args.encode_sample)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    log = log_dir / f"{args.stem}_{n}.log"
-    t0 = time.perf_counter()
-    with log.open("w") as fh:
-        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
-    try:
-        if rc != 0:
-            return {"n": n, "error": f"exit status {rc}; see {log}"}
-        result: dict[str, Any] = json.loads(path.read_text())
-        result["wall_s"] = time.perf_counter() - t0
-        return result
-    finally:
-        path.unlink(missing_ok=True)
+    result = run_json("benchmarks.scale_realistic", ["--one", str(n), "--needs", str(args.needs), "--repeat",
+                                                     str(args.repeat), "--seed", str(args.seed), "--encode-sample",
+                                                     str(args.encode_sample)],
+                      "--json", log_dir / f"{args.stem}_{n}.log")
+    return {"n": n, **result} if "error" in result else result
 
 
 def summary(r: dict[str, Any]) -> dict[str, float | None]:
