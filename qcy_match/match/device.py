@@ -22,7 +22,6 @@ Explanations are computed on the host for the final top-k only, exactly as the d
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import warnings
@@ -35,7 +34,7 @@ import scipy.sparse as sp
 from ..errors import MissingExtraError, UsageError
 from ..index.sparse import SparseIndex
 from ..progress import bar as progress_bar
-from .explain import EXPLAIN_FIELDS, explain
+from .explain import EXPLAIN_FIELDS, explain, query_idf
 from .fusion import METHODS
 from .results import Matches
 from .snapshot import Snapshot
@@ -360,7 +359,7 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
                     q = {c: v[j] for c, v in q_fields.items()}
                     # Shared keywords are query tokens, so their IDF looked up once per query gives the same values
                     # as the index's IDF view at a fraction of the cost (that view resolves each term anew).
-                    idf = _query_idf(st.sparse, toks)
+                    idf = query_idf(st.sparse.idf_, toks)
                     expl[start + j] = [
                         explain(q, {c: v[d] for c, v in doc_fields.items()}, toks, st.tokens[d], idf,
                                 _signals(got, j, r), engine.config.n_keywords)
@@ -368,16 +367,6 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
             bar.update(chunk.stop - chunk.start)
     bar.close()
     return engine._batch_matches(st, recs, idx, scores, expl if explain_matches else [], evidence)
-
-
-def _query_idf(sparse: SparseIndex, tokens: list[str]) -> dict[str, float]:
-    """IDF of a query's indexed terms under the live statistics, as ``sparse.idf_`` gives them."""
-    view = sparse.idf_
-    out = {}
-    for t in set(tokens):
-        with contextlib.suppress(KeyError):  # a term no live record holds
-            out[t] = view[t]
-    return out
 
 
 def _signals(got: _Chunk, row: int, r: int) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from . import confidence, query, saved, teams
 from . import device as device_path
 from . import filters as filt
 from . import pool as pools
-from .explain import EXPLAIN_FIELDS, explain
+from .explain import EXPLAIN_FIELDS, explain, query_idf
 from .results import SIDES, Matches
 from .snapshot import Snapshot, changed, compacted
 
@@ -346,8 +346,7 @@ class MatchEngine:
                 evidence.append((toks, row[2]))
                 if explain_matches:
                     q = {c: v[j] for c, v in q_fields.items()}
-                    # The idf of this query's own terms only: shared keywords are among them.
-                    q_idf = {t: idf[t] for t in set(toks) if t in idf}
+                    q_idf = query_idf(idf, toks)
                     expl[i] = [explain(q, {c: v[d] for c, v in doc_fields.items()}, toks, st.tokens[d],
                                        q_idf, sig, self.config.n_keywords)
                                for d, sig in zip(row[0], row[2], strict=True)]

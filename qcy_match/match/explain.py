@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,17 @@ from ..taxonomy import gbt as taxonomy
 
 # The record fields an explanation reads (besides tokens).
 EXPLAIN_FIELDS = ("industry", "region_city", "region_group")
+
+
+def query_idf(idf: Mapping[str, float], tokens: list[str]) -> dict[str, float]:
+    """The IDF of a query's own indexed terms, looked up once each: shared keywords are among them, and the index's
+    IDF view resolves every term anew.
+    """
+    out = {}
+    for t in set(tokens):
+        with contextlib.suppress(KeyError):  # a term no live record holds
+            out[t] = idf[t]
+    return out
 
 
 def shared_keywords(query_tokens: list[str], doc_tokens: list[str], idf: Mapping[str, float],
