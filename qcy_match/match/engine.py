@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import persistence
+from .. import persistence, threads
 from ..config import EngineConfig
 from ..encoders import Encoder, make_encoder
 from ..index.dense import DenseIndex
@@ -314,7 +314,9 @@ class MatchEngine:
         if on is not None:
             out = device_path.match_records(self, st, recs, k, st.positions(keep), explain_matches, show_progress, on)
         else:
-            out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
+            # A small request runs every per-query stage on one thread (see qcy_match.threads)
+            with threads.for_queries(len(recs), st.dense.parallel_from):
+                out = self._match_records(st, recs, k, st.positions(keep), explain_matches, show_progress)
         return dataclasses.replace(out, rejected=rejects)
 
     def _match_records(self, st: Snapshot, recs: pd.DataFrame, k: int, mask: np.ndarray | None,

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ... import threads
 from ..topk import best, exact_top_k
 from .backend import Backend, Tuning
 from .kinds import KINDS, make_backend
 from .partitions import Partitions, walk_cost
 from .storage import STORAGES, Storage
-from .threads import search_threads
 
 
 class DenseIndex:
@@ -41,7 +41,7 @@ class DenseIndex:
     def __init__(self, kind: str = "auto", auto_threshold: int = 50_000, hnsw_m: int = 0, ef_search: int = 0,
                  ef_construction: int = 0, nlist: int = 0, nprobe: int = 0, exact_below: int = 50_000,
                  storage: str = "auto", compress_above: int = 250_000, refine: int = 2,
-                 parallel_from: int = 16, partition_min: int = 5_000) -> None:
+                 parallel_from: int = threads.PARALLEL_FROM, partition_min: int = 5_000) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
         if storage not in STORAGES:
@@ -57,7 +57,7 @@ class DenseIndex:
         self.nlist = nlist
         self.nprobe = nprobe
         self.exact_below = exact_below
-        self.parallel_from = parallel_from  # searches of fewer queries run on one thread (see .threads)
+        self.parallel_from = parallel_from  # searches of fewer queries run on one thread (see qcy_match.threads)
         self.partition_min = partition_min  # partitions this large get a graph (see .partitions)
 
     def params(self) -> dict[str, Any]:
@@ -181,7 +181,7 @@ class DenseIndex:
 
         ``mask`` (over all positions) keeps the positions it marks; deleted positions are never returned.
         """
-        with search_threads(len(queries), self.parallel_from):
+        with threads.for_queries(len(queries), self.parallel_from):
             return self._search(queries, k, mask)
 
     def _search(self, queries: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
