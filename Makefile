@@ -15,7 +15,7 @@ GPU    := $(VENV)/.gpu-installed
 SHARED ?= ../shared/data
 
 .PHONY: demo test test-slow lint bench bench-scale bench-solvers bench-confidence clean report report-check \
-	browser-deps bench-serve bench-spark bench-gpu
+	browser-deps bench-serve bench-spark bench-gpu bench-tail
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -114,6 +114,12 @@ bench-confidence: $(CORE)
 # hour and a half on 2 cores (the 1M build alone is most of it), up to ~16 GiB of memory at 1M.
 bench-scale: $(BENCH)
 	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.scale_realistic --out benchmarks/results
+
+# Issue 18 target 3: single-need p50/p95/p99 on 30k realistic records alone and beside a CPU hog per core, per
+# stage (benchmarks/results/tail_latency.{json,md}); TAIL_CODE="DIR ." adds a tree to compare (only its qcy_match/).
+TAIL_CODE ?= .
+bench-tail: $(CORE)
+	QCY_SHARED_DATA=$(SHARED) $(BIN)/python -m benchmarks.tail_latency --n 30000 $(foreach c,$(TAIL_CODE),--code $(c)) --out benchmarks/results
 
 # Solver ranking and consortia alone (揭榜挂帅 / 创新联合体; ~2 min, core install only).
 bench-solvers: $(CORE)

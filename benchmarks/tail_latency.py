@@ -2,6 +2,7 @@
 
     python -m benchmarks.tail_latency --n 40000 --out benchmarks/results            # build, then measure
     python -m benchmarks.tail_latency --index DIR --code BEFORE_TREE --code .      # before/after, same index
+    git archive COMMIT qcy_match | tar -x -C BEFORE_TREE                          # a tree to compare against
 
 A realistic index (:mod:`benchmarks.realistic`, seeded, default configuration) is built once and saved. Each code
 tree named by ``--code`` (the repository by default; e.g. an export of the commit before a change as well) is then
