@@ -11,9 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import CSL
 from qcy_match import EngineConfig, MatchEngine
 from qcy_match.errors import MissingExtraError
-from qcy_match.text import _PUNCT_MAP, Tokenizer, default_stopwords, dict_entries, normalize, resolve_backend
+from qcy_match.text import (
+    _PROTECTED_SPLIT,
+    _PUNCT_MAP,
+    Tokenizer,
+    _is_meaningful,
+    default_stopwords,
+    dict_entries,
+    normalize,
+    resolve_backend,
+)
 
 needs_rjieba = pytest.mark.skipif(not __import__("importlib").util.find_spec("rjieba"), reason="rjieba not installed")
 
@@ -341,3 +351,54 @@ def test_jieba_index_stays_jieba_where_rjieba_is_installed(achievements, tmp_pat
     engine.save(tmp_path / "j")
     loaded = MatchEngine.load(tmp_path / "j")
     assert loaded.config.tokenizer == "jieba" and loaded.tokenizer_.backend == "jieba"
+
+
+# ---- batched cutting gives the tokens of the plain definition ----------------------------------------------------
+def plain_tokens(tk: Tokenizer, text: str, search_mode: bool) -> list[str]:
+    """The tokenizer's definition written out plainly: the normalised text cut piece by piece between codes (each
+    piece alone), codes lower-cased, every token stripped and kept unless empty, a stopword or meaningless."""
+    cut = tk._segmenter()[1 if search_mode else 0]
+    raw: list[str] = []
+    for i, part in enumerate(_PROTECTED_SPLIT.split(normalize(text))):
+        raw += [part.lower()] if i & 1 else cut(part) if part else []
+    stripped = (t.strip() for t in raw)
+    return [t for t in stripped if t and t not in tk.stopwords and _is_meaningful(t)]
+
+
+@pytest.fixture(scope="module")
+def csl_texts() -> list[str]:
+    if not CSL.is_file():
+        pytest.skip("CSL data not found")
+    rows = [json.loads(line) for line in CSL.read_text("utf-8").splitlines() if line.strip()]
+    texts = [f"{r['title']} {' '.join(r['keywords'])} {r['abstract']}" for r in rows]
+    return texts + [r["title"] for r in rows]  # short texts too: a batch of them is mostly ends of texts
+
+
+@pytest.mark.parametrize("backend", ["auto", "jieba"])
+@pytest.mark.parametrize("search_mode", [True, False], ids=["search", "query"])
+def test_batches_give_the_plain_tokens_on_every_csl_record(csl_texts, backend, search_mode):
+    texts = csl_texts if backend == "auto" else csl_texts[::10]  # pure-Python jieba is ten times slower
+    tk = Tokenizer(backend=backend)
+    want = [plain_tokens(tk, t, search_mode) for t in texts]
+    assert sum(map(len, want)) > 20 * len(texts)  # real token lists, not empty ones
+    assert tk.tokenize_many(texts, search_mode=search_mode) == want
+    normed = [normalize(t) for t in texts]
+    assert tk.tokenize_many(normed, normalized=True, search_mode=search_mode) == want
+    assert [tk.tokenize(t, search_mode=search_mode) for t in texts[:300]] == want[:300]
+
+
+def test_batches_with_marks_empty_texts_and_dropped_codes(tok):
+    # A text holding a mark character is cut alone; empty texts and texts of dropped codes (one letter, a
+    # stopword-like code) give empty lists in place; more texts than one segmenter call takes.
+    texts = ["钛合金\x00YD 3361标准", "", "a b c", "集成电路\x01封装 GaN", "   ", "PM2.5监测", "x", "芯片\x00\x01",
+             "锂电池 e 正极"] * 70
+    want = [plain_tokens(tok, t, True) for t in texts]
+    assert tok.tokenize_many(texts) == want
+    assert want[1] == want[2] == want[4] == [] and "gan" in want[3] and "yd 3361" in want[0]
+    assert tok.tokenize_many([]) == []
+
+
+def test_normalize_looks_only_for_the_punctuation_nfkc_leaves():
+    # The full-width marks left out of the scan are the ones NFKC folds to the same ASCII mark.
+    for mark, ascii_mark in _PUNCT_MAP.items():
+        assert normalize(f"钛{mark}合金") == f"钛{ascii_mark}合金"

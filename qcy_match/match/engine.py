@@ -140,8 +140,7 @@ class MatchEngine:
         self.user_dicts_: list[bytes] = [check_user_dict(p).read_bytes() for p in self.config.user_dicts]
         self.tokenizer_ = self._tokenizer()
         texts = self._texts(recs)
-        tokens = [self.tokenizer_.tokenize(t, normalized=True)
-                  for t in progress_bar(texts, desc="tokenise", enabled=show_progress, unit="rec")]
+        tokens = self._tokens(texts, show_progress)
         self.config.tokenizer = self.tokenizer_.backend  # what cut these tokens, for the manifest
         d_texts, d_tokens = self._dense_input(recs, texts, tokens)
         self.encoder_: Encoder = encoder if encoder is not None else \
@@ -225,7 +224,7 @@ class MatchEngine:
                                                i) for i, j in zip(ids, loc, strict=True) if j >= 0]
                 recs, loc = recs[loc < 0].reset_index(drop=True), loc[loc < 0]
             texts = self._texts(recs)
-            tokens = [self.tokenizer_.tokenize(t, normalized=True) for t in texts]
+            tokens = self._tokens(texts, show_progress)
             d_texts, d_tokens = self._dense_input(recs, texts, tokens)
             vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
             self._publish(changed(st, loc[loc >= 0], recs, tokens, vectors))
@@ -238,7 +237,7 @@ class MatchEngine:
         """Texts and tokens the dense encoder reads (see ``EngineConfig.dense_text``)."""
         if self.config.dense_text == "title":
             titles = self._titles(recs)
-            return titles, [self.tokenizer_.tokenize(t, normalized=True) for t in titles]
+            return titles, self.tokenizer_.tokenize_many(titles, normalized=True)
         if self.config.dense_text != "full":
             raise ValueError(f"dense_text must be 'title' or 'full', not {self.config.dense_text!r}")
         return texts, tokens
@@ -247,6 +246,16 @@ class MatchEngine:
         """Titles cut to ``max_title_chars`` (:meth:`_texts` warns about the cut ones)."""
         cap = self.config.max_title_chars
         return [t[:cap] for t in recs["title"].astype(str)]
+
+    def _tokens(self, texts: list[str], show_progress: bool) -> list[list[str]]:
+        """The index tokens of normalised texts, a batch of texts per segmenter call, with a progress bar."""
+        step = 4096
+        out: list[list[str]] = []
+        with progress_bar(total=len(texts), desc="tokenise", enabled=show_progress, unit="rec") as bar:
+            for i in range(0, len(texts), step):
+                out += self.tokenizer_.tokenize_many(texts[i:i + step], normalized=True)
+                bar.update(min(step, len(texts) - i))
+        return out
 
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         step = 256
