@@ -2,11 +2,12 @@
 
 Each backend tokenises the 2,000 CSL records (title + keywords + abstract) as the engine does: domain dictionary,
 search mode for documents, protected ASCII codes, stopwords, a batch of texts per segmenter call
-(``Tokenizer.tokenize_many``; one text per call is measured too, as a single need is cut). Characters per CPU second on one core (the process is
-pinned to one CPU where the OS allows, and timed by its own CPU time, so other work on a shared machine counts
-less), best of ``--repeat`` passes after one warm-up pass, with and without normalisation, plus the bare segmenter
-calls (whole text, nothing around them) for reference. Agreement: the share of records whose token lists are
-identical, and every differing token with its kind.
+(``Tokenizer.tokenize_many``; one text per call is measured too, as a single need is cut). Characters per CPU
+second on one core (the process is pinned to one CPU where the OS allows, and timed by its own CPU time, so other
+work on a shared machine counts less), best of ``--repeat`` passes after one warm-up pass, with and without
+normalisation, plus the bare segmenter calls (whole text, nothing around them) for reference, and each measure as
+a ratio to the bare search-mode cut. Agreement: the share of records whose token lists are identical, and every
+differing token with its kind.
 
 Usage: python -m benchmarks.tokenise_speed [--data DIR] [--out DIR] [--repeat 3]
 """

@@ -281,7 +281,7 @@ class Tokenizer:
 
         The mark stands for itself: :meth:`tokenize_many` swaps the codes in after this filter.
         """
-        if token == _MARK or token == _END:
+        if token in _MARKS:
             return token
         t = token.strip()
         kept = sys.intern(t) if t and t not in self.stopwords and _is_meaningful(t) else ""

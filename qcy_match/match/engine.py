@@ -8,7 +8,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,10 @@ class MatchEngine:
         """
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
-        recs, rejects = from_any(records)
+        n = len(records) if isinstance(records, Sized) else None
+        with progress_bar(total=n, desc="validate", enabled=show_progress, unit="rec") as bar:
+            recs, rejects = from_any(records)
+            bar.update(n or len(recs))
         if len(recs) == 0:
             raise ValueError("no usable records to index" + (f" ({len(rejects)} rejected)" if rejects else ""))
         self.rejected_: list[Rejection] = rejects
@@ -153,7 +156,10 @@ class MatchEngine:
     def _built(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray, show_progress: bool = False
                ) -> Snapshot:
         """The searchable snapshot of prepared records (see :meth:`_prepared`)."""
-        sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
+        # One step (the BM25 fit is one vectorised pass), so a long build shows which stage it is in.
+        with progress_bar(total=len(tokens), desc="bm25", enabled=show_progress, unit="rec") as bar:
+            sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
+            bar.update(len(tokens))
         dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors, show_progress,
                                                                               labels=filt.partition_labels(recs))
         snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
