@@ -1,8 +1,7 @@
 """Tokenising speed and agreement of the two segmenters (jieba-rs through rjieba, pure-Python jieba) on CSL.
 
 Each backend tokenises the 2,000 CSL records (title + keywords + abstract) as the engine does: domain dictionary,
-search mode for documents, protected ASCII codes, stopwords, a batch of texts per segmenter call
-(``Tokenizer.tokenize_many``; one text per call is measured too, as a single need is cut). Characters per CPU
+search mode for documents, protected ASCII codes, stopwords, through ``Tokenizer.tokenize_many``. Characters per CPU
 second on one core (the process is pinned to one CPU where the OS allows, and timed by its own CPU time, so other
 work on a shared machine counts less), best of ``--repeat`` passes after one warm-up pass, with and without
 normalisation, plus the bare segmenter calls (whole text, nothing around them) for reference, and each measure as
@@ -90,15 +89,11 @@ def measure(texts: list[str], repeat: int) -> dict[str, Any]:
     for name in backends:
         tk = Tokenizer(backend=name)
         precise, search = tk._segmenter()
-        # The engine tokenises a build through tokenize_many (a batch per segmenter call); one text per call is
-        # what a single need pays.
         speed[name] = {
             "search_mode_with_normalisation": best_rate(lambda tk=tk: tk.tokenize_many(texts), chars, repeat),
             "search_mode": best_rate(lambda tk=tk: tk.tokenize_many(normed, normalized=True), chars, repeat),
             "query_mode": best_rate(lambda tk=tk: tk.tokenize_many(normed, normalized=True, search_mode=False),
                                     chars, repeat),
-            "search_mode_one_text_per_call": best_rate(lambda tk=tk: [tk.tokenize(t, normalized=True) for t in normed],
-                                                       chars, repeat),
             "bare_segmenter_search_mode": best_rate(lambda s=search: [s(t) for t in normed], chars, repeat),
             "bare_segmenter_precise": best_rate(lambda s=precise: [s(t) for t in normed], chars, repeat),
         }

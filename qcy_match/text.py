@@ -40,16 +40,10 @@ _PROTECTED_SPLIT = re.compile(f"({_PROTECTED.pattern})")
 # Stands for a code while the text around it is cut: not a letter, digit or Chinese character for either segmenter
 # (so it cuts the text there and comes out alone), never in normalised text.
 _MARK = "\x00"
-# Ends a text in a batch cut by one segmenter call (see Tokenizer._cut_batch); the same kind of character.
-_END = "\x01"
-# The filter keeps the marks as themselves (see Tokenizer._keep).
-_MARKS = {_MARK: _MARK, _END: _END}
 # A line of a jieba dictionary: word, then optional frequency and tag (jieba's own re_userdict).
 _DICT_LINE = re.compile(r"^(.+?)( [0-9]+)?( [a-z]+)?$")
 # Tokens seen by one Tokenizer, mapped to what is kept of them; emptied past this size so memory stays bounded.
 _MEMO_MAX = 1 << 20
-# Texts cut by one segmenter call (see Tokenizer._cut_batch): a call costs as much as ~1,000 characters of text.
-_BATCH = 256
 # Punctuation that carries no meaning for matching once full-width forms are folded to ASCII.
 _PUNCT_MAP = {"。": ".", "，": ",", "、": ",", "；": ";", "：": ":", "？": "?", "！": "!", "“": '"', "”": '"',
               "‘": "'", "’": "'", "【": "[", "】": "]", "《": "<", "》": ">", "（": "(", "）": ")", "—": "-",
@@ -253,7 +247,7 @@ class Tokenizer:
         self._cuts: tuple[Cut, Cut] | None = None
         # Raw token → the token kept ('' when dropped), interned: most tokens repeat, so filtering and interning
         # are one dict lookup each instead of a strip, a set test and a character scan.
-        self._memo: dict[str, str] = dict(_MARKS)
+        self._memo: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _segmenter(self) -> tuple[Cut, Cut]:
@@ -277,17 +271,11 @@ class Tokenizer:
             return self._cuts
 
     def _keep(self, token: str) -> str:
-        """What is kept of ``token`` (stripped and interned), or '' when it is a stopword or carries no meaning.
-
-        The mark stands for itself: :meth:`tokenize_many` swaps the codes in after this filter.
-        """
-        if token in _MARKS:
-            return token
+        """What is kept of ``token`` (stripped and interned), or '' when it is a stopword or carries no meaning."""
         t = token.strip()
         kept = sys.intern(t) if t and t not in self.stopwords and _is_meaningful(t) else ""
         if len(self._memo) >= _MEMO_MAX:
             self._memo.clear()
-            self._memo.update(_MARKS)
         self._memo[token] = kept
         return kept
 
@@ -296,79 +284,45 @@ class Tokenizer:
 
         ``search_mode`` overrides the instance setting (the engine indexes in search mode and queries without).
         """
-        return self.tokenize_many([text], normalized, search_mode)[0]
-
-    def tokenize_many(self, texts: Iterable[str], normalized: bool = False, search_mode: bool | None = None
-                      ) -> list[list[str]]:
-        """The tokens of each text, as :meth:`tokenize` gives them, cut :data:`_BATCH` texts per segmenter call."""
-        texts = list(texts) if normalized else [normalize(t) for t in texts]
+        s = text if normalized else normalize(text)
         fine = self.search_mode if search_mode is None else search_mode
         cut = (self._cuts or self._segmenter())[1 if fine else 0]  # no lock once built: _cuts is set once, whole
-        out: list[list[str]] = []
-        for i in range(0, len(texts), _BATCH):
-            out += self._cut_batch(texts[i:i + _BATCH], cut)
-        return out
-
-    def _cut_batch(self, texts: list[str], cut: Cut) -> list[list[str]]:
-        """Tokens of normalised texts with one segmenter call: calls, not characters, are what short texts cost.
-
-        The texts are joined with an end mark and each code becomes a code mark (one regex split for the batch).
-        Both segmenters keep a mark as a token of its own that splits the text around it as the code or the end
-        of a text did (the Chinese on each side is cut alone), so one cut gives every text's tokens. They pass the
-        stopword filter (one dict lookup each, marks kept as themselves), the codes are swapped back in and the
-        list is cut at the end marks. Texts holding a mark themselves are cut piece by piece.
-        """
-        joined = _END.join(texts)
-        if joined.count(_END) != len(texts) - 1 or _MARK in joined:
-            alone = {i: self._cut_alone(t, cut) for i, t in enumerate(texts) if _MARK in t or _END in t}
-            rest = iter(self._cut_batch([t for i, t in enumerate(texts) if i not in alone], cut)
-                        if len(alone) < len(texts) else [])
-            return [alone[i] if i in alone else next(rest) for i in range(len(texts))]
-        parts = _PROTECTED_SPLIT.split(joined)
-        kept = self._kept(cut(_MARK.join(parts[::2])))
-        memo, find = self._memo, kept.index
-        at = -1
-        dropped = []
-        for code in parts[1::2]:
-            at = find(_MARK, at + 1)
-            c = code.lower()
-            kept[at] = k = memo[c] if c in memo else self._keep(c)
-            if not k:
-                dropped.append(at)
-        for at in reversed(dropped):
-            del kept[at]
-        out = []
-        start = 0
-        for _ in range(len(texts) - 1):
-            at = find(_END, start)
-            out.append(kept[start:at])
-            start = at + 1
-        out.append(kept[start:])
-        return out
-
-    def _kept(self, raw: list[str]) -> list[str]:
-        """What the filter keeps of raw tokens, interned (by :meth:`_keep`), marks kept.
-
-        Interned: an index keeps every document's tokens, and a million documents hold tens of millions of
-        tokens drawn from a vocabulary of a few hundred thousand; one shared object per word saves gigabytes.
-        """
+        parts = _PROTECTED_SPLIT.split(s)
+        if len(parts) == 1:
+            raw = cut(s) if s else []
+        elif _MARK not in s:
+            # One call for the whole text: each code becomes a mark that both segmenters keep as a token of its own
+            # and that splits the text around it as the code did (the Chinese on each side is cut alone), then
+            # the marks are swapped back for the codes. Calls, not characters, are what a short text costs.
+            raw = cut(_MARK.join(parts[::2]))
+            at = -1
+            for code in parts[1::2]:
+                at = raw.index(_MARK, at + 1)
+                raw[at] = code.lower()
+        else:
+            raw = []
+            for i, part in enumerate(parts):
+                if i & 1:
+                    raw.append(part.lower())
+                elif part:
+                    raw += cut(part)
+        # Interned (by _keep): an index keeps every document's tokens, and a million documents hold tens of
+        # millions of tokens drawn from a vocabulary of a few hundred thousand; one shared object per word saves
+        # gigabytes.
         memo = self._memo
         try:
             return list(filter(None, map(memo.__getitem__, raw)))  # '' (dropped) is falsy
         except KeyError:  # a token not seen before
             return [k for k in (memo[t] if t in memo else self._keep(t) for t in raw) if k]
 
-    def _cut_alone(self, text: str, cut: Cut) -> list[str]:
-        """Tokens of a normalised text holding a mark: each piece between codes is cut alone, the marks it held
-        dropped (as the filter drops any lone character that is not Chinese).
+    def tokenize_many(self, texts: Iterable[str], normalized: bool = False, search_mode: bool | None = None
+                      ) -> list[list[str]]:
+        """The tokens of each text, as :meth:`tokenize` gives them.
+
+        One text per segmenter call: cutting a batch joined by marks in one call was measured as no faster on CSL
+        (the segmenter's own work and a dict lookup per token are the cost, not the calls).
         """
-        raw: list[str] = []
-        for i, part in enumerate(_PROTECTED_SPLIT.split(text)):
-            if i & 1:
-                raw.append(part.lower())
-            elif part:
-                raw += [t for t in cut(part) if t != _MARK and t != _END]
-        return self._kept(raw)
+        return [self.tokenize(t, normalized, search_mode) for t in texts]
 
     def to_config(self) -> dict[str, object]:
         """Return the parameters that rebuild this tokeniser (``backend`` as chosen, never ``auto``)."""
