@@ -254,7 +254,7 @@ class MatchEngine:
         return [t[:cap] for t in recs["title"].astype(str)]
 
     def _tokens(self, texts: list[str], show_progress: bool) -> list[list[str]]:
-        """The index tokens of normalised texts, a batch of texts per segmenter call, with a progress bar."""
+        """The index tokens of normalised texts, with a progress bar of the records (moved every 4,096)."""
         step = 4096
         out: list[list[str]] = []
         with progress_bar(total=len(texts), desc="tokenise", enabled=show_progress, unit="rec") as bar:
