@@ -14,8 +14,8 @@ from .base import PretrainedEncoder
 class USEEncoder(PretrainedEncoder):
     """USE-multilingual v3 (512-d, pure numpy, weights inside the package; nothing is downloaded).
 
-    The package's default of 4 BLAS threads and one huge batch is many times slower on small machines, so
-    threads default to the core count and texts go through in chunks.
+    The package's default of 4 BLAS threads and one huge batch is many times slower on small machines, so texts go
+    through in chunks on ``threads`` BLAS threads: one by default (see below), 0 for the core count (at most 8).
     """
 
     name = "usem3"
