@@ -29,7 +29,8 @@ from . import synth
 
 STAGES = {
     "validate": [("qcy_match.match.engine", "from_any")],
-    "tokenise": [("qcy_match.text", "Tokenizer.tokenize")],
+    # The engine tokenises through tokenize_many(), which calls tokenize() per text: wrapping both would count twice
+    "tokenise": [("qcy_match.text", "Tokenizer.tokenize_many")],
     "encode": [("qcy_match.encoders.lsa", "LSAEncoder.fit"), ("qcy_match.encoders.lsa", "LSAEncoder.encode"),
                ("qcy_match.encoders.use", "USEEncoder.fit"), ("qcy_match.encoders.use", "USEEncoder.encode"),
                ("qcy_match.encoders.st", "STEncoder.encode")],

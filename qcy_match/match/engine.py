@@ -8,7 +8,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,10 @@ class MatchEngine:
         """
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
-        recs, rejects = from_any(records)
+        n = len(records) if isinstance(records, Sized) else None
+        with progress_bar(total=n, desc="validate", enabled=show_progress, unit="rec") as bar:
+            recs, rejects = from_any(records)
+            bar.update(n or len(recs))
         if len(recs) == 0:
             raise ValueError("no usable records to index" + (f" ({len(rejects)} rejected)" if rejects else ""))
         self.rejected_: list[Rejection] = rejects
@@ -140,8 +143,7 @@ class MatchEngine:
         self.user_dicts_: list[bytes] = [check_user_dict(p).read_bytes() for p in self.config.user_dicts]
         self.tokenizer_ = self._tokenizer()
         texts = self._texts(recs)
-        tokens = [self.tokenizer_.tokenize(t, normalized=True)
-                  for t in progress_bar(texts, desc="tokenise", enabled=show_progress, unit="rec")]
+        tokens = self._tokens(texts, show_progress)
         self.config.tokenizer = self.tokenizer_.backend  # what cut these tokens, for the manifest
         d_texts, d_tokens = self._dense_input(recs, texts, tokens)
         self.encoder_: Encoder = encoder if encoder is not None else \
@@ -154,7 +156,10 @@ class MatchEngine:
     def _built(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray, show_progress: bool = False
                ) -> Snapshot:
         """The searchable snapshot of prepared records (see :meth:`_prepared`)."""
-        sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
+        # One step (the BM25 fit is one vectorised pass), so a long build shows which stage it is in.
+        with progress_bar(total=len(tokens), desc="bm25", enabled=show_progress, unit="rec") as bar:
+            sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
+            bar.update(len(tokens))
         dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors, show_progress,
                                                                               labels=filt.partition_labels(recs))
         snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
@@ -225,7 +230,7 @@ class MatchEngine:
                                                i) for i, j in zip(ids, loc, strict=True) if j >= 0]
                 recs, loc = recs[loc < 0].reset_index(drop=True), loc[loc < 0]
             texts = self._texts(recs)
-            tokens = [self.tokenizer_.tokenize(t, normalized=True) for t in texts]
+            tokens = self._tokens(texts, show_progress)
             d_texts, d_tokens = self._dense_input(recs, texts, tokens)
             vectors = self._encode(d_texts, d_tokens, show_progress, "encode")
             self._publish(changed(st, loc[loc >= 0], recs, tokens, vectors))
@@ -238,7 +243,7 @@ class MatchEngine:
         """Texts and tokens the dense encoder reads (see ``EngineConfig.dense_text``)."""
         if self.config.dense_text == "title":
             titles = self._titles(recs)
-            return titles, [self.tokenizer_.tokenize(t, normalized=True) for t in titles]
+            return titles, self.tokenizer_.tokenize_many(titles, normalized=True)
         if self.config.dense_text != "full":
             raise ValueError(f"dense_text must be 'title' or 'full', not {self.config.dense_text!r}")
         return texts, tokens
@@ -247,6 +252,16 @@ class MatchEngine:
         """Titles cut to ``max_title_chars`` (:meth:`_texts` warns about the cut ones)."""
         cap = self.config.max_title_chars
         return [t[:cap] for t in recs["title"].astype(str)]
+
+    def _tokens(self, texts: list[str], show_progress: bool) -> list[list[str]]:
+        """The index tokens of normalised texts, with a progress bar of the records (moved every 4,096)."""
+        step = 4096
+        out: list[list[str]] = []
+        with progress_bar(total=len(texts), desc="tokenise", enabled=show_progress, unit="rec") as bar:
+            for i in range(0, len(texts), step):
+                out += self.tokenizer_.tokenize_many(texts[i:i + step], normalized=True)
+                bar.update(min(step, len(texts) - i))
+        return out
 
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         step = 256
