@@ -410,11 +410,14 @@ class SparseIndex:
         The query matrix holds each query's known tokens in query order, repeats kept, each worth 1, so the product
         adds to every position the same float32 terms in the same order as :meth:`scores` does: the scores, and so
         the top lists and their ties, are bit for bit those of :meth:`top`. A chunk's dense scores take about
-        ``CHUNK_BYTES`` (queries × positions float32 plus the product's entries).
+        ``CHUNK_BYTES`` (queries × positions float32 plus the product's entries). Where pruning is on (``PRUNE``),
+        each query goes through :meth:`top` instead, whose pruned search reads fewer postings than a full product.
         """
         n = len(self)
         alsos = [np.empty(0, np.int64) if also is None else np.asarray(also[i], dtype=np.int64)
                  for i in range(len(queries))]
+        if PRUNE:
+            return [self.top(q, k, mask, also=a) for q, a in zip(queries, alsos, strict=True)]
         terms = [self._query_terms(q) for q in queries]
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
             (np.empty(0, np.int64), np.empty(0, np.float32), np.zeros(len(a), np.float32)) for a in alsos]
