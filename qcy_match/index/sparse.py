@@ -24,7 +24,7 @@ import functools
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ HOPELESS = 4.0
 # Reading a posting by impact (gathered, then sorted by document) costs about this many times a full scan's
 # gather-add of it: prune only while the postings read stay this far below the query's total.
 SCAN_RATIO = 16
+# Bytes a chunk of top_many() queries may take: its dense scores (float32) and the sparse product's entries.
+CHUNK_BYTES = 256 << 20
 # Relative slack on the bound: partial sums are float64 in another order than the float32 exact scores.
 BOUND_SLACK = 1e-4
 
@@ -109,10 +111,12 @@ class _IdfView(Mapping[str, float]):
         self._ix = index
 
     def __getitem__(self, term: str) -> float:
-        t = self._ix._term(term)
-        if t is None or self._ix.df_[t] == 0:
+        t = self._ix.vocab_.get(term)
+        table = self._ix._live_idf()
+        v = table[t] if t is not None and t < len(table) else math.nan
+        if v != v:  # NaN: a term no live record holds
             raise KeyError(term)
-        return self._ix.stats().idf(t)
+        return v
 
     def __iter__(self) -> Iterator[str]:
         return (w for w, t in list(self._ix.vocab_.items()) if t < len(self._ix.df_) and self._ix.df_[t] > 0)
@@ -219,6 +223,16 @@ class SparseIndex:
         for key in [k for k in self.__dict__ if k.startswith("_cache")]:
             del self.__dict__[key]
         self._stats_override: Stats | None = None
+
+    def _live_idf(self) -> list[float]:
+        """IDF by term id as Python floats, NaN where no live document holds the term; built on first use, so that
+        explanations and confidences, which look terms up one by one, read a list instead of numpy scalars.
+        """
+        cached: list[float] | None = self.__dict__.get("_cache_live_idf")
+        if cached is None:
+            cached = np.where(self.df_ > 0, self.stats().idfs[:len(self.df_)], np.nan).tolist()
+            self.__dict__["_cache_live_idf"] = cached
+        return cached
 
     @property
     def idf_(self) -> Mapping[str, float]:
@@ -368,6 +382,75 @@ class SparseIndex:
         order = np.lexsort((c, -v))[:k]
         order = order[v[order] > 0]
         return c[order], v[order], val[np.searchsorted(both, also)]
+
+    def _postings(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """Each segment's postings as a terms × documents CSR matrix of idf · weight (float32), built on first use:
+        the operand of :meth:`top_many`'s sparse product. Every entry is the float32 product :meth:`scores` adds.
+        """
+        cached: tuple[sp.csr_matrix, sp.csr_matrix] | None = self.__dict__.get("_cache_postings")
+        if cached is None:
+            n_terms = len(self.df_)
+            idf = self.stats().idfs.astype(np.float32)
+            parts = []
+            for seg, weight in zip((self.main_, self.delta_), self._weights(), strict=True):
+                # A segment built before later terms were added has a shorter indptr: those terms have no postings.
+                indptr = seg.indptr[:n_terms + 1]
+                indptr = np.concatenate([indptr, np.full(n_terms + 1 - len(indptr), indptr[-1], indptr.dtype)])
+                data = np.repeat(idf[:n_terms], np.diff(indptr)) * weight[:indptr[-1]]
+                parts.append(sp.csr_matrix((data, seg.docs[:indptr[-1]], indptr), shape=(n_terms, len(seg))))
+            cached = (parts[0], parts[1])
+            self.__dict__["_cache_postings"] = cached
+        return cached
+
+    def top_many(self, queries: Sequence[list[str]], k: int, mask: np.ndarray | None = None,
+                 also: Sequence[np.ndarray] | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """:meth:`top` of each query (``also[i]`` the positions whose scores query i also wants), scored a chunk
+        of queries at a time as one sparse product: the chunk's query-term matrix times the postings.
+
+        The query matrix holds each query's known tokens in query order, repeats kept, each worth 1, so the product
+        adds to every position the same float32 terms in the same order as :meth:`scores` does: the scores, and so
+        the top lists and their ties, are bit for bit those of :meth:`top`. A chunk's dense scores take about
+        ``CHUNK_BYTES`` (queries × positions float32 plus the product's entries). Where pruning is on (``PRUNE``),
+        each query goes through :meth:`top` instead, whose pruned search reads fewer postings than a full product.
+        """
+        n = len(self)
+        alsos = [np.empty(0, np.int64) if also is None else np.asarray(also[i], dtype=np.int64)
+                 for i in range(len(queries))]
+        if PRUNE:
+            return [self.top(q, k, mask, also=a) for q, a in zip(queries, alsos, strict=True)]
+        terms = [self._query_terms(q) for q in queries]
+        out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+            (np.empty(0, np.int64), np.empty(0, np.float32), np.zeros(len(a), np.float32)) for a in alsos]
+        todo = [i for i, t in enumerate(terms) if t]
+        if not todo or self.stats().n_docs == 0 or k < 1:
+            return out
+        step = max(1, CHUNK_BYTES // (12 * max(1, n)))
+        main, delta = self._postings()
+        n_main = len(self.main_)
+        keep = None if mask is None else np.asarray(mask, dtype=np.float32)
+        for start in range(0, len(todo), step):
+            rows = todo[start:start + step]
+            lens = np.array([len(terms[i]) for i in rows], np.int64)
+            indptr = np.zeros(len(rows) + 1, np.int64)
+            np.cumsum(lens, out=indptr[1:])
+            cols = np.fromiter((t for i in rows for t in terms[i]), np.int64, int(indptr[-1]))
+            # Not canonicalised (no sorting, no summing of repeats): scipy's product reads the entries in order.
+            q = sp.csr_matrix((np.ones(len(cols), np.float32), cols, indptr), shape=(len(rows), len(self.df_)))
+            s = np.zeros((len(rows), n), np.float32)
+            s[:, :n_main] = (q @ main).toarray()
+            if len(self.delta_):
+                s[:, n_main:] = (q @ delta).toarray()
+            if self.alive_ is not None:
+                s *= self.alive_
+            for j, i in enumerate(rows):
+                row = s[j]
+                also_val = row[alsos[i]]
+                if keep is not None:
+                    row *= keep  # what np.where(mask, s, 0) gives: scores are finite and never negative
+                hit = _above(row, k)
+                pick, val = top_k(row[hit], k)
+                out[i] = (hit[pick], val, also_val)
+        return out
 
     def _pruned_candidates(self, terms: list[int], k: int, mask: np.ndarray | None) -> np.ndarray | None:
         """Positions that hold the top ``k`` (a superset), or None where reading the impact-ordered postings

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .explain import EXPLAIN_FIELDS, industry_agreement, region_agreement
+from .explain import EXPLAIN_FIELDS, industry_agreement, query_idf, region_agreement
 
 if TYPE_CHECKING:
     from .engine import MatchEngine
@@ -147,13 +147,18 @@ def of_matches(st: Snapshot, recs: pd.DataFrame, query_tokens: Sequence[Sequence
     out = np.full(indices.shape, np.nan, np.float32)
     doc_fields = st.explain_fields
     idf = st.sparse.idf_
+    # Columns read once for the batch (a frame's per-row lookups cost more than the features).
+    columns = {c: recs[c].to_numpy(dtype=object) if c in recs else None for c in EXPLAIN_FIELDS}
     for i, (toks, sig) in enumerate(zip(query_tokens, signals, strict=True)):
         docs = indices[i, :len(sig)]
         if not len(docs):
             continue
+        # The query's own terms' IDF, looked up once: features() reads each token's IDF more than once.
         feats = features(toks, [st.tokens[d] for d in docs], np.array([s["bm25_score"] for s in sig]),
-                         np.array([s["dense_score"] for s in sig]), _query_fields(recs, i),
-                         [{c: v[d] for c, v in doc_fields.items()} for d in docs], idf, st.sparse.n_docs_)
+                         np.array([s["dense_score"] for s in sig]),
+                         {c: None if v is None else v[i] for c, v in columns.items()},
+                         [{c: v[d] for c, v in doc_fields.items()} for d in docs], query_idf(idf, toks),
+                         st.sparse.n_docs_)
         out[i, :len(docs)] = calibration.predict(feats)
     return out
 

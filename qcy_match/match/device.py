@@ -258,7 +258,7 @@ class _Chunk:
 
 def score_chunk(ix: DeviceIndex, q_terms: sp.csr_matrix, q_vecs: np.ndarray, mask: torch.Tensor | None, k: int,
                 pool: int, dense_weight: float, method: str) -> _Chunk:
-    """The fused top-``k`` of a chunk of queries, as :meth:`MatchEngine._match_one` computes it per query."""
+    """The fused top-``k`` of a chunk of queries, as :meth:`MatchEngine._match_records` computes it."""
     torch = _torch()
     n = ix.vectors.shape[0]
     keep = torch.ones(n, dtype=torch.bool, device=ix.device) if mask is None else mask

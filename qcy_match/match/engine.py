@@ -353,20 +353,22 @@ class MatchEngine:
             chunk = slice(start, min(n, start + QUERY_CHUNK))
             q_tokens, q_vecs = self._query_side(recs.iloc[chunk], texts[chunk])
             d_idx, _ = st.dense.search(q_vecs, pool, mask)
+            chunk_pools = self._pools(st, st.sparse, q_tokens, q_vecs, d_idx, pool, mask)
             if explain_matches:
                 q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
-            for j, toks in enumerate(q_tokens):
+            for j, (toks, candidates) in enumerate(zip(q_tokens, chunk_pools, strict=True)):
                 i = start + j
-                row = self._match_one(st, toks, q_vecs[j], d_idx[j], pool, k, mask)
-                m = len(row[0])
-                idx[i, :m], scores[i, :m] = row[0], row[1]
-                evidence.append((toks, row[2]))
+                keys, fused, signals = pools.fused(candidates, k, self.config.dense_weight, self.config.fusion)
+                best = keys if st.to_live is None else st.to_live[keys]
+                m = len(best)
+                idx[i, :m], scores[i, :m] = best, fused
+                evidence.append((toks, signals))
                 if explain_matches:
                     q = {c: v[j] for c, v in q_fields.items()}
                     q_idf = query_idf(idf, toks)
                     expl[i] = [explain(q, {c: v[d] for c, v in doc_fields.items()}, toks, st.tokens[d],
                                        q_idf, sig, self.config.n_keywords)
-                               for d, sig in zip(row[0], row[2], strict=True)]
+                               for d, sig in zip(best, signals, strict=True)]
             bar.update(chunk.stop - chunk.start)
         bar.close()
         return self._batch_matches(st, recs, idx, scores, expl if explain_matches else [], evidence)
@@ -395,24 +397,18 @@ class MatchEngine:
             functools.partial(self._dense_input, recs, texts, q_tokens)))
         return q_tokens, q_vecs
 
-    def _match_one(self, st: Snapshot, tokens: list[str], qvec: np.ndarray, dense_top: np.ndarray, pool: int,
-                   k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        """Fuse both signals for one query; returns live indices, scores and per-match signals."""
-        keys, fused, signals = pools.fused(self._pool_one(st, st.sparse, tokens, qvec, dense_top, pool, mask), k,
-                                           self.config.dense_weight, self.config.fusion)
-        best = keys if st.to_live is None else st.to_live[keys]
-        return best, fused, signals
-
-    def _pool_one(self, st: Snapshot, sparse: SparseIndex, tokens: list[str], qvec: np.ndarray,
-                  dense_top: np.ndarray, pool: int, mask: np.ndarray | None) -> pools.Pool:
-        """One query's candidates in snapshot ``st`` (positions): the BM25 top ``pool`` scored by ``sparse`` (the
-        snapshot's own, or a shard's with corpus-wide statistics) and the dense top list ``dense_top``.
+    def _pools(self, st: Snapshot, sparse: SparseIndex, tokens: Sequence[list[str]], q_vecs: np.ndarray,
+               dense_top: np.ndarray, pool: int, mask: np.ndarray | None) -> list[pools.Pool]:
+        """Each query's candidates in snapshot ``st`` (positions): the BM25 top ``pool`` scored by ``sparse`` (the
+        snapshot's own, or a shard's with corpus-wide statistics), a chunk of queries at once, and the dense top
+        lists ``dense_top`` (one row per query, -1 padded).
         """
-        d_top = dense_top[dense_top >= 0]
-        s_top, s_val, d_sparse = query.sparse_top(
-            sparse, tokens, pool, mask, d_top, self.config,
-            lambda p: st.tokens[p if st.to_live is None else st.to_live[p]])
-        return pools.pool_of(s_top, d_top, np.concatenate([s_val, d_sparse]), lambda keys: st.dense.score(qvec, keys))
+        d_tops = [row[row >= 0] for row in dense_top]
+        hits = query.sparse_top_many(sparse, tokens, pool, mask, d_tops, self.config,
+                                     lambda p: st.tokens[p if st.to_live is None else st.to_live[p]])
+        return [pools.pool_of(s_top, d_top, np.concatenate([s_val, d_sparse]),
+                              functools.partial(st.dense.score, q_vecs[j]))
+                for j, ((s_top, s_val, d_sparse), d_top) in enumerate(zip(hits, d_tops, strict=True))]
 
     # ---- solvers and consortia (揭榜挂帅, 创新联合体) ------------------------------------------------------------
     def solvers(self, needs: RecordsLike | Sequence[str], k: int = 5, filters: filt.Filters | Iterable[str] | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..taxonomy import gbt as taxonomy
@@ -12,7 +12,7 @@ from ..taxonomy import gbt as taxonomy
 EXPLAIN_FIELDS = ("industry", "region_city", "region_group")
 
 
-def query_idf(idf: Mapping[str, float], tokens: list[str]) -> dict[str, float]:
+def query_idf(idf: Mapping[str, float], tokens: Iterable[str]) -> dict[str, float]:
     """The IDF of a query's own indexed terms, looked up once each: shared keywords are among them, and the index's
     IDF view resolves every term anew.
     """

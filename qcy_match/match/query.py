@@ -104,3 +104,14 @@ def sparse_top(sparse: SparseIndex, tokens: list[str], k: int, mask: np.ndarray 
     j, v = top_k(kept, k)
     keep = v > 0
     return j[keep], v[keep], s[also]
+
+
+def sparse_top_many(sparse: SparseIndex, tokens: Sequence[list[str]], k: int, mask: np.ndarray | None,
+                    also: Sequence[np.ndarray], config: EngineConfig, doc_tokens: Callable[[int], Sequence[str]]
+                    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`sparse_top` of each query of a chunk: scored together (:meth:`SparseIndex.top_many`) when feedback is
+    off, one by one otherwise (the feedback terms of a query depend on its own first scores).
+    """
+    if config.prf_docs <= 0 or config.prf_weight <= 0:
+        return sparse.top_many(tokens, k, mask, also)
+    return [sparse_top(sparse, t, k, mask, a, config, doc_tokens) for t, a in zip(tokens, also, strict=True)]

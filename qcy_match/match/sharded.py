@@ -91,8 +91,7 @@ class Shard:
         positions), as ``engine`` (any shard's, or the sharded one: its config) takes them.
         """
         d_idx, _ = self.snap.dense.search(vectors, size, mask)
-        return [engine._pool_one(self.snap, self.scoring, t, vectors[j], d_idx[j], size, mask)
-                for j, t in enumerate(tokens)]
+        return engine._pools(self.snap, self.scoring, tokens, vectors, d_idx, size, mask)
 
     @cached_property
     def idf(self) -> CorpusIdf:
