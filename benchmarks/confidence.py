@@ -48,10 +48,11 @@ logger = logging.getLogger("benchmarks.confidence")
 K = 10
 FITTED_ON = ("CSL dev rows (title→abstract, keywords→paper) + demo odd needs with and without codes + "
              "buyer_needs dev")
-# The calibration shipped before this one (7 features, no query length, demo pairs with codes only), to compare.
+# The calibration shipped before this one (8 features: no dense z-score, no length interactions), to compare.
 PREVIOUS: dict[str, Any] = {
-    "features": list(cf.OLD_FEATURES),
-    "coef": [7.798827, 7.542531, 2.738674, 1.0336, 3.366579, 1.0336, -0.046908], "intercept": -9.121743}
+    "features": list(cf.FEATURES[:8]),
+    "coef": [12.958238, 5.879067, 5.365065, -1.557055, 4.256419, -1.557055, -0.246553, 2.958252],
+    "intercept": -16.197757}
 
 
 def split_of(ds: Dataset) -> dict[str, str]:

@@ -238,8 +238,10 @@ def shard_rows(opened: OpenShard, hits: pd.DataFrame, queries: pd.DataFrame, k: 
     expl: list[list[dict[str, Any]]] = [[{} for _ in range(k)] for _ in range(len(queries))]
     conf = np.full((len(queries), k), np.nan, np.float32)
     calibration = confidence.Calibration.from_dict(engine.config.confidence)
-    texts = engine._texts(queries)
-    q_tokens = [engine.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
+    q_tokens, q_vecs = engine._query_side(queries, engine._texts(queries))
+    # The background sample of this shard alone (a worker holds one shard): the confidence's dense z-score can
+    # differ slightly from an in-process sharded search, which reads the corpus-wide sample.
+    q_bg = confidence.background(shard.snap).stats(q_vecs)
     q_fields = {c: queries[c].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
     for _, group in hits.groupby("_row", sort=False):
         i = at[int(group["_row"].iloc[0])]
@@ -253,7 +255,7 @@ def shard_rows(opened: OpenShard, hits: pd.DataFrame, queries: pd.DataFrame, k: 
         for s, e in zip(slots, shard.explanations(q, q_tokens[i], live, signals, engine.config.n_keywords),
                         strict=True):
             expl[i][s] = e
-        conf[i, slots] = shard.confidence(q, q_tokens[i], live, signals, calibration)
+        conf[i, slots] = shard.confidence(q, q_tokens[i], live, signals, q_bg[i], calibration)
     ids = np.where(idx >= 0, shard.snap.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
     matches = Matches(queries["id"].astype(str).tolist(), idx, ids, scores, expl,
                       query_side=SIDES[1 - SIDES.index(engine.side_)], confidence=conf).with_confidence()
