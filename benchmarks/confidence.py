@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(result: dict[str, Any]) -> str:
     lines = ["# Confidence calibration (benchmarks/confidence.py)", "",
              "Before: the calibration shipped before this fit (8 features: no dense z-score, no length "
-             "interactions); refit: fitted in this run on the dev pairs (what `qcy_match.match.confidence.DEFAULT` holds). "
+             "interactions); refit: fitted in this run on the dev pairs (what "
+             "`qcy_match.match.confidence.DEFAULT` holds). "
              "ECE: 10 bins, top-10 pairs. No-answer AUC: top-1 confidence, answer present vs removed. Weak: of the "
              "queries whose top-1 is right, the share with confidence < 0.5.", "",
              "| task / split | queries | pairs | accept rate | ECE before | ECE refit | pair AUC refit | "
