@@ -48,10 +48,11 @@ logger = logging.getLogger("benchmarks.confidence")
 K = 10
 FITTED_ON = ("CSL dev rows (title→abstract, keywords→paper) + demo odd needs with and without codes + "
              "buyer_needs dev")
-# The calibration shipped before this one (7 features, no query length, demo pairs with codes only), to compare.
+# The calibration shipped before this one (8 features: no dense z-score, no length interactions), to compare.
 PREVIOUS: dict[str, Any] = {
-    "features": list(cf.OLD_FEATURES),
-    "coef": [7.798827, 7.542531, 2.738674, 1.0336, 3.366579, 1.0336, -0.046908], "intercept": -9.121743}
+    "features": list(cf.FEATURES[:8]),
+    "coef": [12.958238, 5.879067, 5.365065, -1.557055, 4.256419, -1.557055, -0.246553, 2.958252],
+    "intercept": -16.197757}
 
 
 def split_of(ds: Dataset) -> dict[str, str]:
@@ -223,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = ["# Confidence calibration (benchmarks/confidence.py)", "",
-             "Before: the calibration shipped before this fit (7 features, fitted without code-stripped or buyer "
-             "pairs); refit: fitted in this run on the dev pairs (what `qcy_match.match.confidence.DEFAULT` holds). "
+             "Before: the calibration shipped before this fit (8 features: no dense z-score, no length "
+             "interactions); refit: fitted in this run on the dev pairs (what "
+             "`qcy_match.match.confidence.DEFAULT` holds). "
              "ECE: 10 bins, top-10 pairs. No-answer AUC: top-1 confidence, answer present vs removed. Weak: of the "
              "queries whose top-1 is right, the share with confidence < 0.5.", "",
              "| task / split | queries | pairs | accept rate | ECE before | ECE refit | pair AUC refit | "

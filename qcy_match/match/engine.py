@@ -348,10 +348,11 @@ class MatchEngine:
         bar = progress_bar(total=n, desc="match", enabled=show_progress, unit="query")
         doc_fields = st.explain_fields if explain_matches else {}
         idf = st.sparse.idf_
-        evidence: list[tuple[list[str], list[dict[str, Any]]]] = []  # per query: tokens, signals (for confidence)
+        evidence: list[confidence.Evidence] = []
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
             q_tokens, q_vecs = self._query_side(recs.iloc[chunk], texts[chunk])
+            q_bg = confidence.background(st).stats(q_vecs)
             d_idx, _ = st.dense.search(q_vecs, pool, mask)
             chunk_pools = self._pools(st, st.sparse, q_tokens, q_vecs, d_idx, pool, mask)
             if explain_matches:
@@ -362,7 +363,7 @@ class MatchEngine:
                 best = keys if st.to_live is None else st.to_live[keys]
                 m = len(best)
                 idx[i, :m], scores[i, :m] = best, fused
-                evidence.append((toks, signals))
+                evidence.append((toks, signals, q_bg[j]))
                 if explain_matches:
                     q = {c: v[j] for c, v in q_fields.items()}
                     q_idf = query_idf(idf, toks)
@@ -375,12 +376,14 @@ class MatchEngine:
 
     def _batch_matches(self, st: Snapshot, recs: pd.DataFrame, idx: np.ndarray, scores: np.ndarray,
                        expl: list[list[dict[str, Any]]],
-                       evidence: list[tuple[list[str], list[dict[str, Any]]]]) -> Matches:
+                       evidence: list[confidence.Evidence]) -> Matches:
         """The :class:`Matches` of a batch from its live indices, fused scores, explanations and, per query, its
-        tokens and per-match signals (what the confidence reads); every search path ends here.
+        tokens, per-match signals and background statistics (what the confidence reads); every search path ends
+        here.
         """
         ids = np.where(idx >= 0, st.ids[np.maximum(idx, 0)], np.array(None, dtype=object))
         conf = confidence.of_matches(st, recs, [e[0] for e in evidence], idx, [e[1] for e in evidence],
+                                     np.array([e[2] for e in evidence]).reshape(len(evidence), 2),
                                      confidence.Calibration.from_dict(self.config.confidence))
         return Matches(recs["id"].astype(str).tolist(), idx, ids, scores, expl,
                        query_side=SIDES[1 - SIDES.index(self.side_)], confidence=conf).with_confidence()

@@ -99,16 +99,17 @@ class Shard:
         return CorpusIdf(self.stats)
 
     def confidence(self, query: dict[str, Any], tokens: list[str], live: np.ndarray, signals: list[dict[str, Any]],
-                   calibration: confidence.Calibration) -> np.ndarray:
-        """The confidence of the matches ``live`` of one query (``query``: its explanation fields), from the
-        features an unsharded index computes (each match's alone, with corpus-wide IDF and size).
+                   background: np.ndarray, calibration: confidence.Calibration) -> np.ndarray:
+        """The confidence of the matches ``live`` of one query (``query``: its explanation fields; ``background``:
+        its statistics against the corpus-wide background sample), from the features an unsharded index computes
+        (each match's alone, with corpus-wide IDF and size).
         """
         fields = self.snap.explain_fields
         feats = confidence.features(tokens, [self.snap.tokens[d] for d in live],
                                     np.array([s["bm25_score"] for s in signals]),
                                     np.array([s["dense_score"] for s in signals]), query,
                                     [{c: v[d] for c, v in fields.items()} for d in live], self.idf,
-                                    self.stats.n_docs)
+                                    self.stats.n_docs, background)
         return np.asarray(calibration.predict(feats), np.float32)
 
     def live(self, positions: np.ndarray) -> np.ndarray:
@@ -143,6 +144,11 @@ class _State:
     @cached_property
     def records(self) -> pd.DataFrame:
         return pd.concat([s.snap.records for s in self.shards], ignore_index=True)
+
+    @cached_property
+    def background(self) -> confidence.Background:
+        """The corpus-wide background sample of the confidence: the one an unsharded index draws."""
+        return confidence.Background.merged([confidence.background(s.snap) for s in self.shards])
 
     @cached_property
     def ids(self) -> np.ndarray:
@@ -315,6 +321,7 @@ class ShardedEngine(MatchEngine):
         for start in range(0, n, QUERY_CHUNK):
             chunk = slice(start, min(n, start + QUERY_CHUNK))
             q_tokens, q_vecs = self._query_side(recs.iloc[chunk], texts[chunk])
+            q_bg = state.background.stats(q_vecs)
             per_shard = [s.pools(self, q_tokens, q_vecs, size, m) for s, m in zip(state.shards, masks, strict=True)]
             q_fields = {c: recs[c].iloc[chunk].to_numpy(dtype=object) for c in EXPLAIN_FIELDS}
             for j, toks in enumerate(q_tokens):
@@ -329,7 +336,7 @@ class ShardedEngine(MatchEngine):
                     shard, sel = state.shards[s], np.flatnonzero(where == s)
                     live = shard.live(keys[sel] - state.position_offsets[s])
                     idx[i, sel] = state.live_offsets[s] + live
-                    conf[i, sel] = shard.confidence(q, toks, live, [signals[x] for x in sel], calibration)
+                    conf[i, sel] = shard.confidence(q, toks, live, [signals[x] for x in sel], q_bg[j], calibration)
                     if explain_matches:
                         found = shard.explanations(q, toks, live, [signals[x] for x in sel], self.config.n_keywords)
                         for x, e in zip(sel, found, strict=True):
