@@ -6,11 +6,11 @@ engine's query encoding timed apart (issue 18 target 2).
 
 The engine is opened from ``--index`` (a saved realistic index of ``--n`` records, seed 0; built and saved there
 when missing) and matches ``--needs`` full-length needs with explanations on, default configuration; the raw
-pipeline (:class:`benchmarks.scale_realistic.RawPipeline`: rjieba + bm25s + the engine's encoder on titles + FAISS)
+pipeline (:class:`benchmarks.scale_realistic.RawPipeline`: rjieba + bm25s + the engine's encoder + FAISS)
 is built over the same records and runs the same needs. Both run ``--rounds`` times alternately and the best round
 of each is kept. ``query encoding`` is the engine's own tokenising and encoding of the needs
-(:meth:`MatchEngine.vectors`), which the batch includes: the engine encodes a need's whole text (up to 256
-characters, ``query_dense_text="full"``) where the raw pipeline encodes its title. One JSON line goes to stdout.
+(:meth:`MatchEngine.vectors`), which the batch includes: both sides encode a need's whole text (cut by the
+encoder, ``query_dense_text="full"``). One JSON line goes to stdout.
 
 ``--vectors PATH`` measures everything but the encoder: the encoder both sides share returns vectors computed
 beforehand (and kept in PATH, ``.npy`` plus a ``.json`` of the texts, to reuse across checkouts), so the figure
@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 
 
-def precomputed(engine: Any, needs: pd.DataFrame, titles: list[str], path: Path) -> None:
+def precomputed(engine: Any, needs: pd.DataFrame, texts: list[str], path: Path) -> None:
     """Make the engine's encoder (the raw pipeline's too: it is the same object) return vectors computed once."""
     from qcy_match.ingest.records import from_any
 
-    keys = list(dict.fromkeys(engine._texts(from_any(needs)[0]) + titles))
+    keys = list(dict.fromkeys(engine._texts(from_any(needs)[0]) + texts))
     names = path.with_suffix(".json")
     if not names.is_file() or json.loads(names.read_text(encoding="utf-8")) != keys:
         vecs = engine.encoder_.encode(keys, [engine.tokenizer_.tokenize(k, normalized=True) for k in keys])
@@ -65,18 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     engine = MatchEngine.load(args.index)
     needs = realistic.needs(args.needs, args.n, 0)
     raw = RawPipeline(engine, corpus, encode_sample=50)
-    texts, titles = texts_of(needs), needs["title"].astype(str).tolist()
+    texts = texts_of(needs)
     if args.vectors is not None:
-        precomputed(engine, needs, titles, args.vectors)
+        precomputed(engine, needs, texts, args.vectors)
     engine.match(needs.iloc[:20], k=10)  # warm: caches of the index, the encoder's weights
-    raw.batch(texts[:20], titles[:20])
+    raw.batch(texts[:20])
     load = [round(x, 2) for x in os.getloadavg()]
     best = {"engine": float("inf"), "raw": float("inf"), "encode": float("inf")}
     for _ in range(args.rounds):
         t0 = time.perf_counter()
         engine.match(needs, k=10, explain_matches=True)
         t1 = time.perf_counter()
-        raw.batch(texts, titles)
+        raw.batch(texts)
         t2 = time.perf_counter()
         engine.vectors(needs)
         t3 = time.perf_counter()

@@ -15,8 +15,8 @@ configuration and explanations on:
   + a FAISS index of the same kind as the engine's (flat or HNSW) over the engine's vectors;
 - the saved index opened in a fresh process: open seconds and RSS (total, and beyond the imports);
 - single-need latency p50/p95/p99, unfiltered and filtered on the need's own GB/T 大类, then unfiltered again while
-  a CPU-bound process runs beside it; the raw pipeline's single-need latency (tokenise + encode + bm25s top-10 +
-  FAISS top-10);
+  a CPU-bound process runs beside it; the raw pipeline's single-need latency (tokenise + encode the need's whole
+  text, as the engine's query side does + bm25s top-10 + FAISS top-10);
 - batch needs/s of ``engine.match(needs)`` and of the raw pipeline over the same full-length needs;
 - dense recall@10 of the engine's dense index against exact search on its own vectors, and the share of needs
   written from a known achievement that find it in their top 10 (engine, raw bm25s, raw FAISS).
@@ -61,7 +61,7 @@ NOTES = [
     "(opening, 2–6 sentences, closing), half of them written from a known achievement.",
     "Default configuration, explanations on. Single-need latency includes validation, tokenising and encoding; the raw "
     "pipeline is rjieba (else jieba) tokens + bm25s (lucene) top-10 + FAISS top-10 of the engine's own kind, "
-    "with the engine's encoder.",
+    "with the engine's encoder; a need's vector reads the text the engine's query side encodes (its whole text).",
     "The raw build's encoding is timed on a sample of titles and scaled to N (marked 'scaled').",
     "Timings are wall-clock on a shared 2-core machine: compare ratios within one run. OMP_NUM_THREADS as found "
     "(see each row's environment).",
@@ -162,14 +162,16 @@ class RawPipeline:
         part = np.argpartition(-s, k - 1)[:k] if k < len(s) else np.arange(len(s))
         return part[np.argsort(-s[part], kind="stable")]
 
-    def one(self, text: str, title: str) -> tuple[np.ndarray, np.ndarray]:
+    # A need's vector reads the text the engine's query side encodes (its whole text, cut by the encoder:
+    # query_dense_text="full"), so both sides search with the same vectors and pay the same encoding.
+    def one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         top = self.bm25_top(self.cut(text))
-        _, ids = self.faiss.search(self.encode([title]), 10)
+        _, ids = self.faiss.search(self.encode([text]), 10)
         return top, ids[0]
 
-    def batch(self, texts: list[str], titles: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    def batch(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
         tops = [self.bm25_top(self.cut(t)) for t in texts]
-        _, ids = self.faiss.search(self.encode(titles), 10)
+        _, ids = self.faiss.search(self.encode(texts), 10)
         return tops, ids
 
 
@@ -256,7 +258,7 @@ def run_one(n: int, n_needs: int = 1000, repeat: int = 200, seed: int = 0, encod
     logger.info("%d: raw pipeline built in %.0f s", n, raw.build_s["total"])
 
     needs = needs_df.to_dict("records")
-    texts, titles = texts_of(needs_df), needs_df["title"].astype(str).tolist()
+    texts = texts_of(needs_df)
     it = iter(range(10**9))
 
     def single(filtered: bool) -> Any:
@@ -266,7 +268,7 @@ def run_one(n: int, n_needs: int = 1000, repeat: int = 200, seed: int = 0, encod
 
     def raw_single() -> Any:
         i = next(it) % len(texts)
-        return raw.one(texts[i], titles[i])
+        return raw.one(texts[i])
 
     lat = {"unfiltered": percentiles(timed(lambda: single(False), repeat)),
            "industry_filter": percentiles(timed(lambda: single(True), repeat)),
@@ -286,7 +288,7 @@ def run_one(n: int, n_needs: int = 1000, repeat: int = 200, seed: int = 0, encod
     res = engine.match(needs_df, k=10, explain_matches=True)
     e_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    r_bm, r_dense = raw.batch(texts, titles)
+    r_bm, r_dense = raw.batch(texts)
     r_s = time.perf_counter() - t0
     out["batch"] = {"needs": len(needs_df), "engine_needs_per_s": len(needs_df) / e_s,
                     "raw_needs_per_s": len(needs_df) / r_s}
