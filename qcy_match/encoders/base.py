@@ -14,6 +14,9 @@ class Encoder(Protocol):
     """What every dense encoder provides. ``fit`` may do nothing for pretrained models."""
 
     name: str
+    # Whether encode() and fit() read the tokens (a corpus-fitted encoder does, a sentence model reads the text):
+    # where they do not, callers pass empty token lists and skip cutting the texts a second time.
+    reads_tokens: bool
 
     @property
     def dim(self) -> int:
@@ -49,6 +52,8 @@ class PretrainedEncoder:
     directory): the model is opened once, lazily, under a lock; there is nothing to learn or to write; an index
     rebuilds the encoder from its parameters.
     """
+
+    reads_tokens = False
 
     def __init__(self) -> None:
         self._model: Any = None

@@ -17,6 +17,7 @@ class LSAEncoder:
     """TF-IDF (sublinear tf, smooth idf) + TruncatedSVD, stored as plain arrays so loading needs no scikit-learn."""
 
     name = "lsa"
+    reads_tokens = True
 
     def __init__(self, dim: int = 256, min_df: int = 2, seed: int = 0) -> None:
         self.n_components = dim

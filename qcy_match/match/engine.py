@@ -145,9 +145,11 @@ class MatchEngine:
         texts = self._texts(recs)
         tokens = self._tokens(texts, show_progress)
         self.config.tokenizer = self.tokenizer_.backend  # what cut these tokens, for the manifest
-        d_texts, d_tokens = self._dense_input(recs, texts, tokens)
         self.encoder_: Encoder = encoder if encoder is not None else \
-            make_encoder(self.config.encoder, self.config.encoder_params).fit(d_texts, d_tokens)
+            make_encoder(self.config.encoder, self.config.encoder_params)
+        d_texts, d_tokens = self._dense_input(recs, texts, tokens)
+        if encoder is None:
+            self.encoder_.fit(d_texts, d_tokens)
         vectors = self._encode(d_texts, d_tokens, show_progress, "encode") if encode else \
             np.zeros((0, self.encoder_.dim), np.float32)
         # a prepared frame is passed through as given, possibly a slice
@@ -243,6 +245,8 @@ class MatchEngine:
         """Texts and tokens the dense encoder reads (see ``EngineConfig.dense_text``)."""
         if self.config.dense_text == "title":
             titles = self._titles(recs)
+            if not getattr(self.encoder_, "reads_tokens", True):
+                return titles, [[] for _ in titles]
             return titles, self.tokenizer_.tokenize_many(titles, normalized=True)
         if self.config.dense_text != "full":
             raise ValueError(f"dense_text must be 'title' or 'full', not {self.config.dense_text!r}")
@@ -395,9 +399,10 @@ class MatchEngine:
         # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
         # so it neither loses precision nor needs the parts to meet documents that hold them.
         q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
+        reads = getattr(self.encoder_, "reads_tokens", True)  # an encoder of the caller's may not say
+        cut = functools.partial(self.tokenizer_.tokenize, normalized=True) if reads else _no_tokens
         q_vecs = self.encoder_.encode(*query.dense_input(
-            self.config, texts, functools.partial(self.tokenizer_.tokenize, normalized=True),
-            functools.partial(self._dense_input, recs, texts, q_tokens)))
+            self.config, texts, cut, functools.partial(self._dense_input, recs, texts, q_tokens)))
         return q_tokens, q_vecs
 
     def _pools(self, st: Snapshot, sparse: SparseIndex, tokens: Sequence[list[str]], q_vecs: np.ndarray,
@@ -482,3 +487,8 @@ class MatchEngine:
             engine.save(dest)
         return done, engine
 
+
+
+def _no_tokens(text: str) -> list[str]:
+    """The tokens handed to an encoder that reads only the text (``Encoder.reads_tokens`` false)."""
+    return []
