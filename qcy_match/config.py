@@ -28,6 +28,9 @@ class EngineConfig:
     prf_docs: int = 0
     prf_terms: int = 10
     prf_weight: float = 0.3
+    # Postings a query reads from BM25's long lists, highest impact first (SparseIndex.top's budget; README "How
+    # sparse retrieval works"): scores stay exact BM25, only the candidate set is approximate. 0: exact search.
+    sparse_budget: int = 0
     bm25_k1: float = 1.2
     bm25_b: float = 0.6
     user_dicts: list[str] = field(default_factory=list)

@@ -24,7 +24,7 @@ import functools
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,12 @@ HOPELESS = 4.0
 SCAN_RATIO = 16
 # Relative slack on the bound: partial sums are float64 in another order than the float32 exact scores.
 BOUND_SLACK = 1e-4
+# Budgeted search (top(..., budget=B)): documents rescored exactly, as a multiple of k, chosen by partial score.
+RESCORE = 4
+# A posting read by the budgeted search costs about this many times a full scan's gather-add of it (head gather,
+# threshold selection, sort and reduce): a query whose long lists hold fewer postings than this many budgets is
+# scanned whole, exactly and faster.
+BUDGET_SCAN_RATIO = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,25 +342,33 @@ class SparseIndex:
                     at = np.minimum(np.searchsorted(self.delta_.docs[a:z], local), z - a - 1)
                     hit = self.delta_.docs[a:z][at] == local
                     w[j, in_delta[hit]] = weight[a:z][at[hit]]
-        # Summed in query order, repeats included, as scores() sums (adding a 0 weight leaves a float32 sum as is).
-        for t, j in zip(terms, slot, strict=True):
-            out += np.float32(st.idf(t)) * w[j]
+        # Summed in query order, repeats included, as scores() sums (adding a 0 weight leaves a float32 sum as is):
+        # a reduction over the first axis of a C-ordered array adds its rows one after another.
+        idf = st.idfs[np.asarray(terms, np.int64)].astype(np.float32)
+        out = np.add.reduce(idf[:, None] * w[slot], axis=0, dtype=np.float32)
         if self.alive_ is not None:
             out[~self.alive_[positions]] = 0.0
         return out
 
-    def top(self, tokens: list[str], k: int, mask: np.ndarray | None = None, also: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def top(self, tokens: list[str], k: int, mask: np.ndarray | None = None, also: np.ndarray | None = None,
+            budget: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``k`` best positions scoring above zero (among ``mask``), best first, lower position on ties, their
         scores, and the scores of the positions ``also`` (e.g. another retriever's candidates): exactly what
         ``top_k`` of :meth:`scores` gives, found without scoring every posting where the bound allows (see the
         module's docstring).
+
+        ``budget`` > 0 reads at most about that many postings of the main segment's long lists, highest impact
+        first (:meth:`_budget_candidates`): the returned scores (and those of ``also``) stay exact BM25, only the
+        candidate set is approximate. A budget covering the query's postings gives the exact list.
         """
         also = np.empty(0, np.int64) if also is None else np.asarray(also, dtype=np.int64)
         terms = self._query_terms(tokens)
         if not terms or self.stats().n_docs == 0 or k < 1:
             return np.empty(0, np.int64), np.empty(0, np.float32), np.zeros(len(also), np.float32)
-        cands = self._pruned_candidates(terms, k, mask) if PRUNE else None
+        if budget > 0:
+            cands = self._budget_candidates(terms, k, mask, budget)
+        else:
+            cands = self._pruned_candidates(terms, k, mask) if PRUNE else None
         if cands is None:
             s = self.scores(tokens)
             kept = s if mask is None else np.where(mask, s, np.float32(0))
@@ -427,7 +441,62 @@ class SparseIndex:
             budget *= BUDGET_GROWTH
         return None
 
-    def _delta_candidates(self, terms: Mapping[int, int], keep: np.ndarray | None) -> np.ndarray:
+    def _budget_candidates(self, terms: list[int], k: int, mask: np.ndarray | None, budget: int
+                           ) -> np.ndarray | None:
+        """Positions likely to hold the top ``k``, from about ``budget`` postings read in decreasing impact order
+        (score-at-a-time, anytime: JASS), or None where the query's long lists hold under BUDGET_SCAN_RATIO
+        budgets (a full scan is then cheaper) or the read would leave fewer than ``k`` candidates: the caller then
+        scans them all, exactly.
+
+        Short lists (IMPACT_MIN postings or fewer: rare, high-IDF terms) are read whole. The long lists are read
+        down to one threshold on a posting's contribution (idf · count · weight), chosen so about ``budget`` of
+        them pass it; a low-IDF context word of a long need whose best posting is below it costs nothing (term
+        pruning falls out of the threshold). Only touched documents are accumulated (sort and reduce, no array of
+        N), and the RESCORE·k best partial sums go on to exact rescoring, with the delta segment's documents.
+        Under a filter keeping a share ``q`` of positions the budget is read as ``budget / q``, so about as many
+        kept postings are read.
+        """
+        uniq, count = np.unique(np.asarray(terms, np.int64), return_counts=True)
+        keep = self.alive_ if mask is None else (mask if self.alive_ is None else mask & self.alive_)
+        if keep is not None:
+            budget = int(budget * len(keep) / max(int(np.count_nonzero(keep)), 1))
+        indptr = self.main_.indptr
+        t = uniq[uniq < len(indptr) - 1]  # terms added after the main segment was built have no postings there
+        f = count[:len(t)] * self.stats().idfs[t]
+        length = indptr[t + 1] - indptr[t]
+        long = length > IMPACT_MIN
+        if int(length[long].sum()) <= BUDGET_SCAN_RATIO * budget:
+            return None
+        short = ~long & (length > 0)
+        at = _ranges(indptr[t[short]], length[short])
+        docs = [self.main_.docs[at]]
+        val = [np.repeat(f[short], length[short]) * self._weights()[0][at]]
+        # The long lists, impact-ordered: the threshold is the budget-th highest contribution among each list's
+        # head (a list whose head all passes it is cut at its head: reads stay within 2·budget + 16 per list).
+        offsets, imp_w, imp_d = self._impact()
+        head = np.minimum(length[long], max(16, 2 * budget // int(long.sum())))
+        at = _ranges(offsets[t[long]], head)
+        contrib = np.repeat(f[long], head) * imp_w[at]
+        rank = min(budget, len(contrib))
+        tau = np.partition(contrib, len(contrib) - rank)[len(contrib) - rank]
+        read = contrib >= tau
+        docs.append(imp_d[at[read]])
+        val.append(contrib[read])
+        all_docs = np.concatenate(docs)
+        all_val = np.concatenate(val)
+        if keep is not None:
+            ok = keep[all_docs]
+            all_docs, all_val = all_docs[ok], all_val[ok]
+        cand, inv = np.unique(all_docs, return_inverse=True)
+        partial = np.bincount(inv, all_val, len(cand))
+        n = RESCORE * k
+        if len(cand) > n:
+            cand = cand[np.argpartition(-partial, n - 1)[:n]]
+        elif len(cand) < k:
+            return None
+        return np.concatenate([cand.astype(np.int64), self._delta_candidates(uniq.tolist(), keep)])
+
+    def _delta_candidates(self, terms: Iterable[int], keep: np.ndarray | None) -> np.ndarray:
         """Delta positions holding any of ``terms`` (the delta is small and read whole)."""
         spans = [self.delta_.span(t) for t in terms]
         docs = np.concatenate([self.delta_.docs[a:z] for a, z in spans] + [np.empty(0, np.int32)])
@@ -490,6 +559,12 @@ class SparseIndex:
         self.total_len_ = float(lengths.sum(dtype=np.float64))
         self._clear_caches()
         return self
+
+
+def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Indices of the ranges [start, start + length) one after another."""
+    ends = np.cumsum(length)
+    return np.repeat(start - ends + length, length) + np.arange(int(ends[-1]) if len(ends) else 0)
 
 
 def _above(s: np.ndarray, k: int, sample: int = 4_096) -> np.ndarray:

@@ -98,7 +98,7 @@ def sparse_top(sparse: SparseIndex, tokens: list[str], k: int, mask: np.ndarray 
     scores of ``also``) for :func:`sparse_scores`: the index's own pruned search when feedback is off.
     """
     if config.prf_docs <= 0 or config.prf_weight <= 0:
-        return sparse.top(tokens, k, mask, also=also)
+        return sparse.top(tokens, k, mask, also=also, budget=config.sparse_budget)
     s = sparse_scores(sparse, tokens, config, doc_tokens)
     kept = s if mask is None else np.where(mask, s, np.float32(0))
     j, v = top_k(kept, k)
