@@ -23,7 +23,6 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,15 +32,6 @@ from qcy_match.ingest.records import text_of
 from qcy_match.text import Tokenizer
 
 from . import realistic
-
-
-def p50_ms(fn: Callable[[list[str]], object], queries: list[list[str]]) -> float:
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        fn(q)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
 
 
 def corpus(n: int, n_needs: int, seed: int) -> tuple[list[list[str]], list[list[str]], np.ndarray]:
@@ -61,69 +51,71 @@ def overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
 
 
 def measure(ix: SparseIndex, needs: list[list[str]], sources: np.ndarray, mask: np.ndarray, pool: int,
-            budget: int, exact: dict[str, list[np.ndarray]]) -> dict[str, Any]:
-    """One budget's p50s, agreement with the exact lists ``exact`` (filled when ``budget`` is 0) and hit rate."""
-    got: dict[str, list[np.ndarray]] = {"plain": [], "filtered": []}
+            budgets: list[int]) -> list[dict[str, Any]]:
+    """Per budget (the first is 0, exact): p50s, agreement with the exact lists and the known-source hit rate.
+
+    Budgets are timed in turn on each need (interleaved), so a change in the machine's load reaches all alike.
+    """
+    got: dict[tuple[int, str], list[np.ndarray]] = {}
+    times: dict[tuple[int, str], list[float]] = {}
     for q in needs:
-        for key, m in (("plain", None), ("filtered", mask)):
-            j, v, _ = ix.top(q, pool, m, budget=budget)
-            if budget and len(j):
-                # Scores stay exact BM25: only the candidate set is approximate.
-                np.testing.assert_allclose(v, ix.score_docs(q, j), rtol=0, atol=0)
-            got[key].append(j)
-    if not budget:
-        exact.update(got)
-    known = sources >= 0
-    row: dict[str, Any] = {
-        "budget": budget,
-        "p50_ms": p50_ms(lambda q: ix.top(q, pool, budget=budget), needs),
-        "filtered_p50_ms": p50_ms(lambda q: ix.top(q, pool, mask, budget=budget), needs)}
-    for key in ("plain", "filtered"):
-        row[f"{key}_top10_overlap"] = float(np.mean([overlap(a, b, 10) for a, b in zip(got[key], exact[key],
-                                                                                          strict=True)]))
-        row[f"{key}_top100_recall"] = float(np.mean([overlap(a, b, pool) for a, b in zip(got[key], exact[key],
-                                                                                           strict=True)]))
-    row["source_hit_at_10"] = float(np.mean([s in j[:10] for j, s in zip(got["plain"], sources, strict=True)
-                                             if s >= 0])) if known.any() else None
-    return row
+        for b in budgets:
+            for key, m in (("plain", None), ("filtered", mask)):
+                t = time.perf_counter()
+                j, v, _ = ix.top(q, pool, m, budget=b)
+                times.setdefault((b, key), []).append(time.perf_counter() - t)
+                got.setdefault((b, key), []).append(j)
+                if b and len(j):
+                    # Scores stay exact BM25: only the candidate set is approximate.
+                    np.testing.assert_array_equal(v, ix.score_docs(q, j))
+    rows = []
+    for b in budgets:
+        row: dict[str, Any] = {"budget": b, "p50_ms": float(np.median(times[b, "plain"]) * 1e3),
+                               "filtered_p50_ms": float(np.median(times[b, "filtered"]) * 1e3)}
+        for key in ("plain", "filtered"):
+            pairs = list(zip(got[b, key], got[0, key], strict=True))
+            row[f"{key}_top10_overlap"] = float(np.mean([overlap(x, y, 10) for x, y in pairs]))
+            row[f"{key}_top100_recall"] = float(np.mean([overlap(x, y, pool) for x, y in pairs]))
+        row["source_hit_at_10"] = float(np.mean([s in j[:10] for j, s in zip(got[b, "plain"], sources, strict=True)
+                                                 if s >= 0])) if (sources >= 0).any() else None
+        rows.append(row)
+    return rows
 
 
 def engine_run(n: int, budgets: list[int], n_needs: int, seed: int) -> list[dict[str, Any]]:
     """Whole single-need p50 (engine defaults, explanations on; unfiltered and filtered on the need's GB/T 大类)
-    and known-source hit@10, for each budget on one engine (the budget is read at query time)."""
+    and known-source hit@10, for each budget on one engine (the budget is read at query time; budgets are timed in
+    turn on each need)."""
     from qcy_match import EngineConfig, MatchEngine
-
-    from .speed import percentiles, timed
 
     corpus_df = realistic.achievements(n, seed)
     needs_df = realistic.needs(n_needs, n, seed)
     t0 = time.perf_counter()
     engine = MatchEngine(EngineConfig()).index(corpus_df)
     build_s = time.perf_counter() - t0
-    needs = needs_df.to_dict("records")
-    pos = {v: i for i, v in enumerate(corpus_df["id"])}
-    rows = []
+    configs = {b: dataclasses.replace(engine.config, sparse_budget=b) for b in budgets}
+    times: dict[tuple[int, bool], list[float]] = {}
+    for q in needs_df.to_dict("records")[:200]:
+        for b in budgets:
+            engine.config = configs[b]
+            for filtered in (False, True):
+                f = {"industry": [q["industry"][0][:3]]} if filtered else None
+                t = time.perf_counter()
+                engine.match([q], k=10, filters=f, explain_matches=True)
+                times.setdefault((b, filtered), []).append(time.perf_counter() - t)
+    rows, exact = [], []
     for b in budgets:
-        engine.config = dataclasses.replace(engine.config, sparse_budget=b)
-        it = iter(range(10**9))
-
-        def single(filtered: bool) -> Any:
-            q = needs[next(it) % len(needs)]
-            f = {"industry": [q["industry"][0][:3]]} if filtered else None
-            return engine.match([q], k=10, filters=f, explain_matches=True)
-
-        plain = percentiles(timed(lambda: single(False), len(needs)))
-        filtered = percentiles(timed(lambda: single(True), len(needs)))
-        res = engine.match(needs_df, k=10)
-        hits = [pos[s] in {pos[x] for x in row if x is not None} for row, s in zip(res.ids, needs_df["source"],
-                                                                                 strict=True) if s]
-        rows.append({"n": n, "budget": b, "build_s": round(build_s, 1), "p50_ms": plain["p50_ms"],
-                     "p95_ms": plain["p95_ms"], "filtered_p50_ms": filtered["p50_ms"],
-                     "source_hit_at_10": float(np.mean(hits)), "top10": [list(r) for r in res.ids]})
-    exact = rows[0]["top10"]
-    for r in rows:
-        r["top10_overlap_vs_exact"] = float(np.mean([len(set(a) & set(e)) / max(len(e), 1)
-                                                     for a, e in zip(r.pop("top10"), exact, strict=True)]))
+        engine.config = configs[b]
+        ids = [[x for x in row if x is not None] for row in engine.match(needs_df, k=10).ids]
+        exact = exact or ids
+        hits = [s in row for row, s in zip(ids, needs_df["source"], strict=True) if s]
+        rows.append({"n": n, "budget": b, "build_s": round(build_s, 1),
+                     "p50_ms": float(np.median(times[b, False]) * 1e3),
+                     "p95_ms": float(np.percentile(times[b, False], 95) * 1e3),
+                     "filtered_p50_ms": float(np.median(times[b, True]) * 1e3),
+                     "source_hit_at_10": float(np.mean(hits)),
+                     "top10_overlap_vs_exact": float(np.mean([len(set(x) & set(y)) / max(len(y), 1)
+                                                              for x, y in zip(ids, exact, strict=True)]))})
     return rows
 
 
@@ -154,10 +146,8 @@ def main() -> None:
         ix._rows(), ix._impact()  # built on first use: not part of a query's time
         build_s = time.perf_counter() - t0
         mask = np.random.default_rng(1).random(n) < 0.1
-        exact: dict[str, list[np.ndarray]] = {}
-        for b in budgets:
-            row = {"n": n, "postings": postings, "setup_s": round(build_s, 1),
-                   **measure(ix, needs, sources, mask, args.pool, b, exact)}
+        for r in measure(ix, needs, sources, mask, args.pool, budgets):
+            row = {"n": n, "postings": postings, "setup_s": round(build_s, 1), **r}
             rows.append(row)
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     for b in budgets:

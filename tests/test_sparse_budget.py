@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import CSL as CSL_PATH
 
 from qcy_match import EngineConfig
 from qcy_match.index import sparse as sparse_mod
@@ -19,8 +20,6 @@ from qcy_match.index.sparse import SparseIndex
 from qcy_match.index.topk import top_k
 from qcy_match.match import query
 from qcy_match.text import Tokenizer
-
-from conftest import CSL as CSL_PATH
 
 pytestmark = pytest.mark.skipif(not CSL_PATH.is_file(), reason="CSL data not found")
 
