@@ -19,7 +19,7 @@ import pandas as pd
 from qcy_match import MatchEngine
 
 from . import metrics
-from .anchors import EngineSearcher, Searcher, build_anchors, engine_for, engine_variants
+from .anchors import ConfigSearcher, EngineSearcher, Searcher, build_anchors, engine_for, engine_variants
 from .datasets import Dataset, csl_datasets, default_data
 
 logger = logging.getLogger(__name__)
@@ -117,13 +117,20 @@ def main() -> None:
     ap.add_argument("--no-anchors", action="store_true", help="only the engine's signals, no anchors")
     ap.add_argument("--tokenizer", default="auto", choices=["auto", "jieba", "rjieba"],
                     help="the engine's segmenter (default auto: rjieba when installed)")
+    ap.add_argument("--sparse-budget", type=int, nargs="*", default=[],
+                    help="also run the default searcher with these BM25 postings budgets (EngineConfig.sparse_budget)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.tune:
         print(tune(args.data, args.encoder).to_markdown(index=False))
     else:
+        def budgeted(engine: MatchEngine) -> list[Searcher]:
+            return [ConfigSearcher(engine, f"qcy_match (default, sparse_budget={b})", sparse_budget=b)
+                    for b in args.sparse_budget]
+
         res = evaluate(csl_datasets(args.data, filtered=False), args.encoder, anchors=not args.no_anchors,
-                       light=True, domain_dict=not args.no_domain_dict, tokenizer=args.tokenizer)
+                       light=True, domain_dict=not args.no_domain_dict, tokenizer=args.tokenizer,
+                       extra=budgeted)
         print(json.dumps(res, indent=1, ensure_ascii=False))
 
 
