@@ -59,6 +59,8 @@ RESCORE = 4
 # threshold selection, sort and reduce): a query whose long lists hold fewer postings than this many budgets is
 # scanned whole, exactly and faster.
 BUDGET_SCAN_RATIO = 8
+# Share of the budget spent on whole postings lists of the query's rarest terms before impact-ordered reading.
+WHOLE_SHARE = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -467,21 +469,28 @@ class SparseIndex:
         long = length > IMPACT_MIN
         if int(length[long].sum()) <= BUDGET_SCAN_RATIO * budget:
             return None
-        short = ~long & (length > 0)
-        at = _ranges(indptr[t[short]], length[short])
+        # Rarest first: whole lists in decreasing idf · count while they fit in WHOLE_SHARE of the budget (short
+        # lists always: they cost little and carry the discriminating terms); the rest, impact-ordered.
+        order = np.argsort(-f, kind="stable")
+        fits = np.zeros(len(t), bool)
+        fits[order] = np.cumsum(length[order]) <= WHOLE_SHARE * budget
+        whole = (fits | ~long) & (length > 0)
+        at = _ranges(indptr[t[whole]], length[whole])
         docs = [self.main_.docs[at]]
-        val = [np.repeat(f[short], length[short]) * self._weights()[0][at]]
-        # The long lists, impact-ordered: the threshold is the budget-th highest contribution among each list's
-        # head (a list whose head all passes it is cut at its head: reads stay within 2·budget + 16 per list).
-        offsets, imp_w, imp_d = self._impact()
-        head = np.minimum(length[long], max(16, 2 * budget // int(long.sum())))
-        at = _ranges(offsets[t[long]], head)
-        contrib = np.repeat(f[long], head) * imp_w[at]
-        rank = min(budget, len(contrib))
-        tau = np.partition(contrib, len(contrib) - rank)[len(contrib) - rank]
-        read = contrib >= tau
-        docs.append(imp_d[at[read]])
-        val.append(contrib[read])
+        val = [np.repeat(f[whole], length[whole]) * self._weights()[0][at]]
+        rest = ~whole & long
+        if rest.any():
+            # The threshold: the budget-th highest contribution among each remaining list's head (a list whose
+            # head all passes it is cut at its head: reads stay within 2·budget + 16 per list).
+            offsets, imp_w, imp_d = self._impact()
+            head = np.minimum(length[rest], max(16, 2 * budget // int(rest.sum())))
+            at = _ranges(offsets[t[rest]], head)
+            contrib = np.repeat(f[rest], head) * imp_w[at]
+            rank = min(budget, len(contrib))
+            tau = np.partition(contrib, len(contrib) - rank)[len(contrib) - rank]
+            read = contrib >= tau
+            docs.append(imp_d[at[read]])
+            val.append(contrib[read])
         all_docs = np.concatenate(docs)
         all_val = np.concatenate(val)
         if keep is not None:
