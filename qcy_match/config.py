@@ -28,9 +28,11 @@ class EngineConfig:
     prf_docs: int = 0
     prf_terms: int = 10
     prf_weight: float = 0.3
-    # Postings a query reads from BM25's long lists, highest impact first (SparseIndex.top's budget; README "How
-    # sparse retrieval works"): scores stay exact BM25, only the candidate set is approximate. 0: exact search.
-    sparse_budget: int = 0
+    # Postings a BM25 query reads (SparseIndex.top's budget: the rarest terms' whole lists, then the others by
+    # impact; README "How sparse retrieval works"): scores stay exact BM25, only the candidate set is approximate,
+    # and queries whose postings are under 8 budgets (every query below ~30k records) are scanned exactly. 32,000
+    # kept top-10 overlap 0.99 and the known-source rate of the exact search on 300k realistic records. 0: exact.
+    sparse_budget: int = 32_000
     bm25_k1: float = 1.2
     bm25_b: float = 0.6
     user_dicts: list[str] = field(default_factory=list)

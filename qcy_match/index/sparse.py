@@ -369,10 +369,9 @@ class SparseIndex:
         terms = self._query_terms(tokens)
         if not terms or self.stats().n_docs == 0 or k < 1:
             return np.empty(0, np.int64), np.empty(0, np.float32), np.zeros(len(also), np.float32)
-        if budget > 0:
-            cands = self._budget_candidates(terms, k, mask, budget)
-        else:
-            cands = self._pruned_candidates(terms, k, mask) if PRUNE else None
+        cands = self._budget_candidates(terms, k, mask, budget) if budget > 0 else None
+        if cands is None and PRUNE:
+            cands = self._pruned_candidates(terms, k, mask)
         if cands is None:
             s = self.scores(tokens)
             kept = s if mask is None else np.where(mask, s, np.float32(0))
