@@ -97,11 +97,11 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True, encode
         # fails to load instead of failing its first query.
         fuse(np.zeros(1), np.zeros(1), self.config.dense_weight, self.config.fusion)
         Calibration.from_dict(self.config.confidence)
-        self._dense_input(recs.iloc[:0], [], [])
         query.dense_input(self.config, [], list, lambda: ([], []))
         sparse = SparseIndex.load(root)
         self.encoder_ = encoder if encoder is not None else \
             load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
+        self._dense_input(recs.iloc[:0], [], [])  # checks dense_text (after the encoder: it asks what it reads)
         dense = DenseIndex.load(root, manifest["index"]["params"], manifest["index"]["kind"])
         self._snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
         self._snap.check()
