@@ -108,3 +108,30 @@ def spark():
         "spark.driver.memory": "1g", "spark.python.worker.reuse": "true"})
     yield session
     session.stop()
+
+
+def full_scan_top(ix, q: list[str], k: int, mask=None):
+    """The reference a faster sparse search must equal: every posting scored, top ``k`` above zero among ``mask``."""
+    import numpy as np
+
+    from qcy_match.index.topk import top_k
+
+    s = ix.scores(q)
+    j, v = top_k(s if mask is None else np.where(mask, s, np.float32(0)), k)
+    return j[v > 0], v[v > 0]
+
+
+def count_outcomes(monkeypatch, cls, name: str, found: str) -> dict[str, int]:
+    """Wrap method ``name`` of ``cls`` (a candidate generator returning None when it leaves the query to the full
+    scan) so each call is counted under ``found`` or "scanned"."""
+    calls = {found: 0, "scanned": 0}
+    orig = getattr(cls, name)
+
+    def spy(self, *a):
+        out = orig(self, *a)
+        calls["scanned" if out is None else found] += 1
+        return out
+
+    monkeypatch.setattr(cls, name, spy)
+    return calls
+

@@ -13,11 +13,11 @@ import json
 import numpy as np
 import pytest
 from conftest import CSL as CSL_PATH
+from conftest import count_outcomes, full_scan_top
 
 from qcy_match import EngineConfig
 from qcy_match.index import sparse as sparse_mod
 from qcy_match.index.sparse import SparseIndex
-from qcy_match.index.topk import top_k
 from qcy_match.match import query
 from qcy_match.text import Tokenizer
 
@@ -42,22 +42,7 @@ def counted(monkeypatch):
     scan."""
     monkeypatch.setattr(sparse_mod, "IMPACT_MIN", 16)
     monkeypatch.setattr(sparse_mod, "BUDGET_SCAN_RATIO", 1)
-    calls = {"budgeted": 0, "scanned": 0}
-    orig = SparseIndex._budget_candidates
-
-    def spy(self, *a):
-        out = orig(self, *a)
-        calls["scanned" if out is None else "budgeted"] += 1
-        return out
-
-    monkeypatch.setattr(SparseIndex, "_budget_candidates", spy)
-    return calls
-
-
-def exact(ix: SparseIndex, q: list[str], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    s = ix.scores(q)
-    j, v = top_k(s if mask is None else np.where(mask, s, np.float32(0)), k)
-    return j[v > 0], v[v > 0]
+    return count_outcomes(monkeypatch, SparseIndex, "_budget_candidates", "budgeted")
 
 
 def indexes(docs: list[list[str]]) -> tuple[SparseIndex, SparseIndex]:
@@ -75,7 +60,7 @@ def test_a_budget_covering_the_postings_gives_the_exact_list(tokens, counted):
         for q in queries:
             for m in (None, mask):
                 j, v, a = ix.top(q, 20, m, also=also, budget=10**9)
-                fj, fv = exact(ix, q, 20, m)
+                fj, fv = full_scan_top(ix, q, 20, m)
                 np.testing.assert_array_equal(j, fj)
                 np.testing.assert_array_equal(v, fv)
                 np.testing.assert_array_equal(a, ix.scores(q)[also])
@@ -100,7 +85,7 @@ def test_a_small_budget_keeps_scores_exact_and_the_contracts(tokens, counted):
                 assert len(np.unique(j)) == len(j)
                 # Best first, lower position on ties.
                 assert np.array_equal(np.lexsort((j, -v)), np.arange(len(j)))
-                fj, _ = exact(ix, q, 20, m)
+                fj, _ = full_scan_top(ix, q, 20, m)
                 assert len(j) == min(20, len(fj))  # never a short list
                 overlaps.append(len(np.intersect1d(j[:10], fj[:10])) / max(len(fj[:10]), 1))
     # The budget was binding for most queries, and the lists stay close to the exact ones.
@@ -133,7 +118,7 @@ def test_engine_config_sets_the_budget(tokens, counted):
         for x, y in zip(got, want, strict=True):
             np.testing.assert_array_equal(x, y)
         ex = query.sparse_top(ix, q, 20, None, also, dataclasses.replace(cfg, sparse_budget=0), lambda p: docs[p])
-        np.testing.assert_array_equal(ex[0], exact(ix, q, 20, None)[0])
+        np.testing.assert_array_equal(ex[0], full_scan_top(ix, q, 20, None)[0])
 
 
 def test_a_batch_returns_what_the_same_queries_return_one_at_a_time(tokens, counted):

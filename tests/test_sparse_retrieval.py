@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import count_outcomes, full_scan_top
 
 from qcy_match import EngineConfig, MatchEngine
 from qcy_match.index import sparse as sparse_mod
@@ -52,22 +53,7 @@ def eager_pruning(monkeypatch):
     monkeypatch.setattr(sparse_mod, "FIRST_BUDGET", 2)
     monkeypatch.setattr(sparse_mod, "HOPELESS", 1e9)
     monkeypatch.setattr(sparse_mod, "SCAN_RATIO", 2)
-    calls = {"pruned": 0, "scanned": 0}
-    orig = SparseIndex._pruned_candidates
-
-    def counted(self, *a):
-        out = orig(self, *a)
-        calls["scanned" if out is None else "pruned"] += 1
-        return out
-
-    monkeypatch.setattr(SparseIndex, "_pruned_candidates", counted)
-    return calls
-
-
-def full_top(ix: SparseIndex, q: list[str], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    s = ix.scores(q)
-    j, v = top_k(s if mask is None else np.where(mask, s, 0.0), k)
-    return j[v > 0], v[v > 0]
+    return count_outcomes(monkeypatch, SparseIndex, "_pruned_candidates", "pruned")
 
 
 def test_pruned_top_equals_full_scan(tokens, eager_pruning):
@@ -81,7 +67,7 @@ def test_pruned_top_equals_full_scan(tokens, eager_pruning):
             for q in queries:
                 for k in (10, POOL):
                     j, v, _ = ix.top(q, k, mask)
-                    fj, fv = full_top(ix, q, k, mask)
+                    fj, fv = full_scan_top(ix, q, k, mask)
                     np.testing.assert_array_equal(j, fj)
                     np.testing.assert_array_equal(v, fv)
     # The test means something only if the bound closed early for some queries and not for others.
