@@ -488,7 +488,7 @@ class SparseIndex:
         counts: dict[int, int] = {}
         for t in terms:
             counts[t] = counts.get(t, 0) + 1
-        keep = self.alive_ if mask is None else (mask if self.alive_ is None else mask & self.alive_)
+        keep = self._kept(mask)
         short_docs, short_val, long_terms = [], [], []
         for t, c in counts.items():
             a, z = self.main_.span(t)
@@ -552,16 +552,14 @@ class SparseIndex:
         Under a filter keeping a share ``q`` of positions the budget is read as ``budget / q``, so about as many
         kept postings are read.
         """
-        uniq, count = np.unique(np.asarray(terms, np.int64), return_counts=True)
-        keep = self.alive_ if mask is None else (mask if self.alive_ is None else mask & self.alive_)
+        keep = self._kept(mask)
         budget = self._kept_budget(budget, keep)
-        indptr = self.main_.indptr
-        t = uniq[uniq < len(indptr) - 1]  # terms added after the main segment was built have no postings there
-        f = count[:len(t)] * self.stats().idfs[t]
-        length = indptr[t + 1] - indptr[t]
+        uniq, count, t, length = self._main_lists(terms)
         long = length > IMPACT_MIN
         if int(length[long].sum()) <= BUDGET_SCAN_RATIO * budget:
             return None
+        f = count[:len(t)] * self.stats().idfs[t]
+        indptr = self.main_.indptr
         # Rarest first: whole lists in decreasing idf · count while they fit in WHOLE_SHARE of the budget (short
         # lists always: they cost little and carry the discriminating terms); the rest, impact-ordered.
         order = np.argsort(-f, kind="stable")
@@ -610,12 +608,21 @@ class SparseIndex:
         """Whether :meth:`_budget_candidates` would read by budget rather than leave the query to the full scan
         (its first test: the query's long lists hold more than BUDGET_SCAN_RATIO budgets).
         """
-        keep = self.alive_ if mask is None else (mask if self.alive_ is None else mask & self.alive_)
+        length = self._main_lists(terms)[3]
+        return int(length[length > IMPACT_MIN].sum()) > BUDGET_SCAN_RATIO * self._kept_budget(budget, self._kept(mask))
+
+    def _kept(self, mask: np.ndarray | None) -> np.ndarray | None:
+        """Positions a search may return: live ones among ``mask`` (None: every position)."""
+        return self.alive_ if mask is None else (mask if self.alive_ is None else mask & self.alive_)
+
+    def _main_lists(self, terms: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A query's distinct terms and their counts, those with postings in the main segment (terms added after it
+        was built have none there) and the lengths of their main-segment lists.
+        """
+        uniq, count = np.unique(np.asarray(terms, np.int64), return_counts=True)
         indptr = self.main_.indptr
-        t = np.unique(np.asarray(terms, np.int64))
-        t = t[t < len(indptr) - 1]
-        length = indptr[t + 1] - indptr[t]
-        return int(length[length > IMPACT_MIN].sum()) > BUDGET_SCAN_RATIO * self._kept_budget(budget, keep)
+        t = uniq[uniq < len(indptr) - 1]
+        return uniq, count, t, indptr[t + 1] - indptr[t]
 
     def _delta_candidates(self, terms: Iterable[int], keep: np.ndarray | None) -> np.ndarray:
         """Delta positions holding any of ``terms`` (the delta is small and read whole)."""

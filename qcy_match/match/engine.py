@@ -245,7 +245,7 @@ class MatchEngine:
         """Texts and tokens the dense encoder reads (see ``EngineConfig.dense_text``)."""
         if self.config.dense_text == "title":
             titles = self._titles(recs)
-            if not getattr(self.encoder_, "reads_tokens", True):
+            if not self._encoder_reads_tokens():
                 return titles, [[] for _ in titles]
             return titles, self.tokenizer_.tokenize_many(titles, normalized=True)
         if self.config.dense_text != "full":
@@ -256,6 +256,10 @@ class MatchEngine:
         """Titles cut to ``max_title_chars`` (:meth:`_texts` warns about the cut ones)."""
         cap = self.config.max_title_chars
         return [t[:cap] for t in recs["title"].astype(str)]
+
+    def _encoder_reads_tokens(self) -> bool:
+        """Whether the encoder reads tokens (``Encoder.reads_tokens``; an encoder of the caller's may not say)."""
+        return bool(getattr(self.encoder_, "reads_tokens", True))
 
     def _tokens(self, texts: list[str], show_progress: bool) -> list[list[str]]:
         """The index tokens of normalised texts, with a progress bar of the records (moved every 4,096)."""
@@ -399,8 +403,8 @@ class MatchEngine:
         # Documents were indexed in search mode (compounds plus their parts); a query keeps its compounds whole
         # so it neither loses precision nor needs the parts to meet documents that hold them.
         q_tokens = [self.tokenizer_.tokenize(t, normalized=True, search_mode=False) for t in texts]
-        reads = getattr(self.encoder_, "reads_tokens", True)  # an encoder of the caller's may not say
-        cut = functools.partial(self.tokenizer_.tokenize, normalized=True) if reads else _no_tokens
+        cut = functools.partial(self.tokenizer_.tokenize, normalized=True) if self._encoder_reads_tokens() else \
+            _no_tokens
         q_vecs = self.encoder_.encode(*query.dense_input(
             self.config, texts, cut, functools.partial(self._dense_input, recs, texts, q_tokens)))
         return q_tokens, q_vecs
