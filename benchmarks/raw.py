@@ -97,7 +97,7 @@ def raw_anchors(engine: MatchEngine, needs: pd.DataFrame, repeat: int) -> dict[s
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     bm = bm25s.BM25(k1=engine.config.bm25_k1, b=engine.config.bm25_b, method="lucene")
-    bm.index(engine.tokens_, show_progress=False)
+    bm.index(list(engine.tokens_), show_progress=False)  # bm25s reads lists of strings
     out["bm25s_build_s"] = time.perf_counter() - t0
     q_tokens = [tok.tokenize(t, search_mode=False) for t in texts]
     q_vecs = engine.encoder_.encode(titles, [tok.tokenize(t) for t in titles])

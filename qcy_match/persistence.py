@@ -44,7 +44,8 @@ from .errors import IndexFormatError
 FORMAT = "qcy-match-index"
 # 2: BM25 postings hold term frequencies (scored at query time) instead of precomputed scores.
 # 3: dense partitions (partition labels and per-partition graphs, index.dense.partitions).
-FORMAT_VERSION = 3
+# 4: token lists as term ids (index.terms) in two arrays beside the records, not a column of the records table.
+FORMAT_VERSION = 4
 # The lock file where a directory cannot be locked itself (Windows), in the parent of the saved directories; never
 # read, and ignored where it is left inside a directory (one that was once the parent of a saved one).
 LOCK_FILE = ".qcy-match.lock"
@@ -59,7 +60,9 @@ class Layout:
     """
 
     manifest: str = "manifest.json"  # format, versions, parameters, counts, and the checksum of every other file
-    records: str = "records.parquet"  # the indexed records with their token lists (match.engine)
+    records: str = "records.parquet"  # the indexed records (match.engine)
+    term_ids: str = "term_ids.npy"  # every record's tokens as BM25 term ids, one after another (index.terms),
+    term_offsets: str = "term_offsets.npy"  # and where each record's start
     vectors: str = "vectors.npy"  # dense vectors, float32 or float16 (absent when a float16 HNSW graph holds them)
     faiss: str = "faiss.index"  # the FAISS structure of the hnsw and ivf kinds (slow to rebuild)
     bm25_data: str = "bm25_data.npy"  # BM25 postings (index.sparse): term frequencies,
@@ -87,8 +90,16 @@ class Layout:
         """Whether ``name`` is a file of an index directory."""
         numbered = (self.user_dicts, self.partition_graphs)
         fixed = {getattr(self, f.name) for f in dataclasses.fields(self)} - set(numbered)
-        return name in fixed or any(re.fullmatch(re.escape(p).replace(r"\{\}", "[0-9]+"), name) is not None
-                                    for p in numbered)
+        return name in fixed or any(_numbered(p, name) for p in numbered)
+
+    def is_partition_graph(self, name: str) -> bool:
+        """Whether ``name`` is the graph file of a partition."""
+        return _numbered(self.partition_graphs, name)
+
+
+def _numbered(pattern: str, name: str) -> bool:
+    """Whether ``name`` is ``pattern`` with a number in place of its ``{}``."""
+    return re.fullmatch(re.escape(pattern).replace(r"\{\}", "[0-9]+"), name) is not None
 
 
 LAYOUT = Layout()

@@ -21,6 +21,27 @@ SPARK_MARKS = [pytest.mark.skipif(not CSL.is_file(), reason="CSL data not found"
                pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
 
 
+# CSL categories as GB/T 门类 (工学 → a manufacturing 大类 by discipline), for tests of industry partitions.
+SECTION = {"工学": "C", "医学": "Q", "农学": "A", "理学": "M", "法学": "S", "管理学": "L", "教育学": "P",
+           "经济学": "J", "文学": "R", "哲学": "R", "历史学": "R", "艺术学": "R", "军事学": "S"}
+MANUFACTURING = ("C26", "C34", "C39", "C36", "C35", "C30")
+
+
+def csl_records() -> pd.DataFrame:
+    """The CSL papers as achievements with an industry code from their category (some in two 门类)."""
+    papers = [json.loads(x) for x in CSL.open(encoding="utf-8")]
+    disciplines = sorted({p["discipline"] for p in papers})
+    rows = []
+    for i, p in enumerate(papers):
+        code = SECTION[p["category"]]
+        if code == "C":
+            code = MANUFACTURING[disciplines.index(p["discipline"]) % len(MANUFACTURING)]
+        codes = [code] + (["M"] if i % 7 == 0 and code != "M" else [])  # some records in two 门类
+        rows.append({"id": p["id"], "title": p["title"], "description": p["abstract"], "industry": codes,
+                     "region": ("西安市", "宝鸡市", "榆林市", "汉中市")[i % 4], "keywords": p["keywords"]})
+    return pd.DataFrame(rows)
+
+
 def require_spark(module: bool = False) -> None:
     """Skip (the calling module with ``module=True``) without pyspark or without Java, which Spark runs on."""
     pytest.importorskip("pyspark")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import csl_records
 
 from qcy_match import EngineConfig, MatchEngine
 from qcy_match.errors import IndexFormatError
@@ -24,27 +25,10 @@ from qcy_match.match.filters import FilterIndex, partition_labels
 from qcy_match.persistence import LAYOUT
 
 CSL = Path(os.environ.get("QCY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "csl"
-SECTION = {"工学": "C", "医学": "Q", "农学": "A", "理学": "M", "法学": "S", "管理学": "L", "教育学": "P",
-           "经济学": "J", "文学": "R", "哲学": "R", "历史学": "R", "艺术学": "R", "军事学": "S"}
-MANUFACTURING = ("C26", "C34", "C39", "C36", "C35", "C30")
 PARAMS = {"partition_min": 150, "exact_below": 40}
 K = 10
 
 pytestmark = pytest.mark.skipif(not (CSL / "csl_2000.jsonl").is_file(), reason="CSL data not found")
-
-
-def csl_records() -> pd.DataFrame:
-    papers = [json.loads(x) for x in (CSL / "csl_2000.jsonl").open(encoding="utf-8")]
-    disciplines = sorted({p["discipline"] for p in papers})
-    rows = []
-    for i, p in enumerate(papers):
-        code = SECTION[p["category"]]
-        if code == "C":
-            code = MANUFACTURING[disciplines.index(p["discipline"]) % len(MANUFACTURING)]
-        codes = [code] + (["M"] if i % 7 == 0 and code != "M" else [])  # some records in two 门类
-        rows.append({"id": p["id"], "title": p["title"], "description": p["abstract"], "industry": codes,
-                     "region": ("西安市", "宝鸡市", "榆林市", "汉中市")[i % 4], "keywords": p["keywords"]})
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture(autouse=True)

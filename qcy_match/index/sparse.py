@@ -32,6 +32,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..persistence import LAYOUT
+from .mapped import within
+from .terms import TermLists, term_ids
 from .topk import top_k
 
 # Whether top() tries the pruned search first. Off: on records recombined from CSL sentences (30k and 100k) the
@@ -95,14 +97,23 @@ class _Segment:
         self.indptr, self.docs, self.tf, self.lengths = indptr, docs, tf, lengths
 
     @classmethod
-    def build(cls, token_ids: list[list[int]], n_terms: int) -> _Segment:
-        rows = np.fromiter((i for i, doc in enumerate(token_ids) for _ in doc), dtype=np.int64)
-        cols = np.fromiter((t for doc in token_ids for t in doc), dtype=np.int64)
+    def build(cls, ids: np.ndarray, offsets: np.ndarray, n_terms: int) -> _Segment:
+        """The postings of documents whose term ids are ``ids[offsets[i]:offsets[i + 1]]``."""
+        lengths = np.diff(offsets)
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
         # Duplicate (doc, term) pairs are summed by scipy: that is the term frequency.
-        m = sp.csc_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(token_ids), n_terms))
+        m = sp.csc_matrix((np.ones(len(rows), np.float32), (rows, np.asarray(ids[offsets[0]:offsets[-1]]))),
+                          shape=(len(lengths), n_terms))
         m.sum_duplicates()
-        lengths = np.array([len(d) for d in token_ids], dtype=np.float32)
-        return cls(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), lengths)
+        return cls(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32),
+                   lengths.astype(np.float32))
+
+    @classmethod
+    def of_lists(cls, token_ids: list[list[int]], n_terms: int) -> _Segment:
+        """The postings of documents given as lists of term ids."""
+        lengths = np.fromiter((len(d) for d in token_ids), np.int64, len(token_ids))
+        ids = np.fromiter((t for d in token_ids for t in d), np.int32, int(lengths.sum()))
+        return cls.build(ids, np.concatenate([np.zeros(1, np.int64), np.cumsum(lengths)]), n_terms)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -147,14 +158,16 @@ class SparseIndex:
         self.b = b
 
     # ---- building -----------------------------------------------------------------------------------------------
-    def fit(self, corpus_tokens: list[list[str]]) -> SparseIndex:
-        """Index the token lists of the corpus as one main segment."""
+    def fit(self, corpus_tokens: Sequence[Sequence[str]] | TermLists) -> SparseIndex:
+        """Index the token lists of the corpus as one main segment. Given :class:`TermLists`, the index shares
+        their vocabulary (a saved index stores it once); given lists of strings, it builds its own.
+        """
+        lists = corpus_tokens if isinstance(corpus_tokens, TermLists) else TermLists.of(corpus_tokens)
         # Term ids are only ever appended, so a reader holding an older instance ignores ids beyond its own df_.
-        self.vocab_: dict[str, int] = {}
-        ids = [[self.vocab_.setdefault(t, len(self.vocab_)) for t in doc] for doc in corpus_tokens]
-        self.main_ = _Segment.build(ids, len(self.vocab_))
+        self.vocab_: dict[str, int] = lists.vocab
+        self.main_ = _Segment.build(lists.ids, lists.offsets, len(self.vocab_))
         self.delta_tokens_: list[list[int]] = []
-        self.delta_ = _Segment.build([], len(self.vocab_))
+        self.delta_ = _Segment.of_lists([], len(self.vocab_))
         self.alive_: np.ndarray | None = None
         self.df_ = np.diff(self.main_.indptr).astype(np.int64)
         self.n_docs_ = len(corpus_tokens)
@@ -162,7 +175,7 @@ class SparseIndex:
         self._clear_caches()
         return self
 
-    def updated(self, add: list[list[str]] | None = None, delete: np.ndarray | list[int] | None = None
+    def updated(self, add: Sequence[Sequence[str]] | None = None, delete: np.ndarray | list[int] | None = None
                 ) -> SparseIndex:
         """A new index with ``delete`` positions removed and ``add`` documents appended to the delta segment."""
         new = object.__new__(SparseIndex)
@@ -181,14 +194,14 @@ class SparseIndex:
             df[np.unique(np.asarray(self.delta_tokens_[pos - n_main], dtype=np.int64))] -= 1
         lengths = np.concatenate([self.main_.lengths, self.delta_.lengths])
         total = self.total_len_ - float(lengths[gone].sum(dtype=np.float64))
-        added = [[new.vocab_.setdefault(t, len(new.vocab_)) for t in doc] for doc in (add or [])]
+        added = [term_ids(doc, new.vocab_) for doc in (add or [])]
         if len(new.vocab_) > len(df):
             df = np.concatenate([df, np.zeros(len(new.vocab_) - len(df), np.int64)])
         for doc in added:
             df[np.unique(np.asarray(doc, dtype=np.int64))] += 1
             total += len(doc)
         new.delta_tokens_ = self.delta_tokens_ + added
-        new.delta_ = _Segment.build(new.delta_tokens_, len(new.vocab_)) if added else self.delta_
+        new.delta_ = _Segment.of_lists(new.delta_tokens_, len(new.vocab_)) if added else self.delta_
         full = np.concatenate([alive, np.ones(len(added), bool)])
         new.alive_ = None if full.all() else full
         new.df_, new.n_docs_, new.total_len_ = df, self.n_docs_ - len(gone) + len(added), total
@@ -671,16 +684,19 @@ class SparseIndex:
         meta: dict[str, Any] = json.loads((path / LAYOUT.bm25_vocab).read_text(encoding="utf-8"))
         self = cls(k1=float(meta["k1"]), b=float(meta["b"]))
         self.vocab_ = {str(t): i for i, t in enumerate(meta["terms"])}
-        indptr, docs, tf, lengths = (np.load(path / name, allow_pickle=False) for name in
-                                     (LAYOUT.bm25_indptr, LAYOUT.bm25_indices, LAYOUT.bm25_data, LAYOUT.bm25_doclen))
+        # The postings are mapped, not read: a search reads the pages of its terms' lists (see index.mapped).
+        indptr, lengths = (np.load(path / name, allow_pickle=False) for name in (LAYOUT.bm25_indptr,
+                                                                                 LAYOUT.bm25_doclen))
+        docs, tf = (np.load(path / name, mmap_mode="r", allow_pickle=False) for name in (LAYOUT.bm25_indices,
+                                                                                        LAYOUT.bm25_data))
         n_docs = int(meta["n_docs"])
         if (len(indptr) != len(self.vocab_) + 1 or len(docs) != len(tf) or int(indptr[-1]) != len(docs)
-                or len(lengths) != n_docs or (len(docs) and (docs.min() < 0 or docs.max() >= n_docs))):
+                or len(lengths) != n_docs or not within(docs, 0, n_docs)):
             raise ValueError("BM25 arrays disagree with each other")
-        self.main_ = _Segment(indptr.astype(np.int64), docs.astype(np.int32), tf.astype(np.float32),
-                              lengths.astype(np.float32))
+        self.main_ = _Segment(indptr.astype(np.int64), docs.astype(np.int32, copy=False),
+                              tf.astype(np.float32, copy=False), lengths.astype(np.float32))
         self.delta_tokens_ = []
-        self.delta_ = _Segment.build([], len(self.vocab_))
+        self.delta_ = _Segment.of_lists([], len(self.vocab_))
         self.alive_ = None
         self.df_ = np.diff(self.main_.indptr).astype(np.int64)
         self.n_docs_ = n_docs

@@ -20,6 +20,7 @@ from ..config import EngineConfig
 from ..encoders import Encoder, make_encoder
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
+from ..index.terms import TermLists
 from ..ingest.records import from_any, normalize_id, text_of
 from ..ingest.tables import Rejection
 from ..progress import bar as progress_bar
@@ -76,7 +77,7 @@ class MatchEngine:
         return self._snap.records
 
     @property
-    def tokens_(self) -> list[list[str]]:
+    def tokens_(self) -> Sequence[list[str]]:
         """Token lists of the live records."""
         return self._snap.tokens
 
@@ -124,7 +125,7 @@ class MatchEngine:
         return self
 
     def _prepared(self, records: RecordsLike, side: str, show_progress: bool, encoder: Encoder | None,
-                  encode: bool = True) -> tuple[pd.DataFrame, list[list[str]], np.ndarray]:
+                  encode: bool = True) -> tuple[pd.DataFrame, TermLists, np.ndarray]:
         """Validate, tokenise and encode the records to index (fitting the encoder unless one is given); sets the
         engine's side, tokeniser, encoder and rejected rows. Returns the usable records, their tokens and vectors
         (none unless ``encode``: a distributed build fits the encoder on a sample and encodes on the workers).
@@ -155,9 +156,11 @@ class MatchEngine:
         # a prepared frame is passed through as given, possibly a slice
         return recs.reset_index(drop=True), tokens, vectors
 
-    def _built(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray, show_progress: bool = False
-               ) -> Snapshot:
+    def _built(self, recs: pd.DataFrame, tokens: TermLists | Sequence[Sequence[str]], vectors: np.ndarray,
+               show_progress: bool = False) -> Snapshot:
         """The searchable snapshot of prepared records (see :meth:`_prepared`)."""
+        if not isinstance(tokens, TermLists):
+            tokens = TermLists.of(tokens)
         # One step (the BM25 fit is one vectorised pass), so a long build shows which stage it is in.
         with progress_bar(total=len(tokens), desc="bm25", enabled=show_progress, unit="rec") as bar:
             sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
@@ -240,17 +243,19 @@ class MatchEngine:
         return UpdateResult(added=[i for i, j in zip(new_ids, loc, strict=True) if j < 0],
                             replaced=[i for i, j in zip(new_ids, loc, strict=True) if j >= 0], rejected=rejects)
 
-    def _dense_input(self, recs: pd.DataFrame, texts: list[str], tokens: list[list[str]]
+    def _dense_input(self, recs: pd.DataFrame, texts: list[str], tokens: Sequence[list[str]]
                      ) -> tuple[list[str], list[list[str]]]:
-        """Texts and tokens the dense encoder reads (see ``EngineConfig.dense_text``)."""
-        if self.config.dense_text == "title":
-            titles = self._titles(recs)
-            if not self._encoder_reads_tokens():
-                return titles, [[] for _ in titles]
-            return titles, self.tokenizer_.tokenize_many(titles, normalized=True)
-        if self.config.dense_text != "full":
+        """Texts and tokens the dense encoder reads (see ``EngineConfig.dense_text``); empty token lists for an
+        encoder that reads only the text.
+        """
+        if self.config.dense_text not in ("title", "full"):
             raise ValueError(f"dense_text must be 'title' or 'full', not {self.config.dense_text!r}")
-        return texts, tokens
+        chosen = self._titles(recs) if self.config.dense_text == "title" else texts
+        if not self._encoder_reads_tokens():
+            return chosen, [[] for _ in chosen]
+        if self.config.dense_text == "title":
+            return chosen, self.tokenizer_.tokenize_many(chosen, normalized=True)
+        return chosen, tokens if isinstance(tokens, list) else list(tokens)
 
     def _titles(self, recs: pd.DataFrame) -> list[str]:
         """Titles cut to ``max_title_chars`` (:meth:`_texts` warns about the cut ones)."""
@@ -261,15 +266,18 @@ class MatchEngine:
         """Whether the encoder reads tokens (``Encoder.reads_tokens``; an encoder of the caller's may not say)."""
         return bool(getattr(self.encoder_, "reads_tokens", True))
 
-    def _tokens(self, texts: list[str], show_progress: bool) -> list[list[str]]:
-        """The index tokens of normalised texts, with a progress bar of the records (moved every 4,096)."""
+    def _tokens(self, texts: list[str], show_progress: bool) -> TermLists:
+        """The index tokens of normalised texts as term ids (a block's lists of strings live only while it is
+        converted), with a progress bar of the records (moved every 4,096).
+        """
         step = 4096
-        out: list[list[str]] = []
+        vocab: dict[str, int] = {}
+        parts = []
         with progress_bar(total=len(texts), desc="tokenise", enabled=show_progress, unit="rec") as bar:
             for i in range(0, len(texts), step):
-                out += self.tokenizer_.tokenize_many(texts[i:i + step], normalized=True)
+                parts.append(TermLists.of(self.tokenizer_.tokenize_many(texts[i:i + step], normalized=True), vocab))
                 bar.update(min(step, len(texts) - i))
-        return out
+        return TermLists.joined(parts, vocab)
 
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         step = 256

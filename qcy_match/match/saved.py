@@ -22,6 +22,7 @@ from ..encoders import Encoder, load_encoder
 from ..errors import IndexFormatError
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
+from ..index.terms import TermLists
 from ..persistence import LAYOUT
 from . import query
 from .confidence import Calibration
@@ -43,12 +44,12 @@ SHAPE: dict[str, type] = {"side": str, "config": dict, "counts": dict, "counts.r
 def write(engine: MatchEngine, st: Snapshot, tmp: Path) -> dict[str, Any]:
     """Write snapshot ``st`` of ``engine`` into ``tmp``; returns the manifest body."""
     recs = st.records.copy()
-    recs["_tokens"] = st.tokens
     for col in recs.columns:
-        if recs[col].dtype == object and col not in ("industry", "keywords", "_tokens"):
+        if recs[col].dtype == object and col not in ("industry", "keywords"):
             recs[col] = recs[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
     recs.to_parquet(tmp / LAYOUT.records, index=False)
     st.sparse.save(tmp)
+    st.tokens.save(tmp)
     engine.encoder_.save(tmp)
     st.dense.save(tmp)
     # The dictionaries the tokens were cut with travel with the index, so the saved config names no outside file.
@@ -85,7 +86,6 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True, encode
     try:
         self.user_dicts_ = [Path(p).read_bytes() for p in self.config.user_dicts]
         recs = pd.read_parquet(root / LAYOUT.records)
-        tokens = [list(t) for t in recs.pop("_tokens")]  # pyarrow shares equal strings, as interning does
         for col in ("industry", "keywords"):
             recs[col] = [list(v) for v in recs[col]]
         self.side_ = manifest["side"]
@@ -99,6 +99,7 @@ def read(cls: type[E], path: str | os.PathLike[str], verify: bool = True, encode
         Calibration.from_dict(self.config.confidence)
         query.dense_input(self.config, [], list, lambda: ([], []))
         sparse = SparseIndex.load(root)
+        tokens = TermLists.load(root, sparse.vocab_, len(recs))
         self.encoder_ = encoder if encoder is not None else \
             load_encoder(manifest["encoder"]["name"], root, manifest["encoder"]["params"])
         self._dense_input(recs.iloc[:0], [], [])  # checks dense_text (after the encoder: it asks what it reads)

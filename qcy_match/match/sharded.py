@@ -45,6 +45,7 @@ from ..index.shards import (
     term_map,
 )
 from ..index.sparse import SparseIndex
+from ..index.terms import TermLists
 from ..ingest.records import from_any, normalize_id
 from ..progress import bar as progress_bar
 from . import confidence, saved
@@ -184,7 +185,7 @@ class ShardedEngine(MatchEngine):
         self._install(self._split(recs, tokens, vectors, show_progress))
         return self
 
-    def _split(self, recs: pd.DataFrame, tokens: list[list[str]], vectors: np.ndarray, show_progress: bool = False
+    def _split(self, recs: pd.DataFrame, tokens: TermLists, vectors: np.ndarray, show_progress: bool = False
                ) -> list[Snapshot]:
         """One snapshot per shard over the records routed to it, in their given order."""
         where = shard_of(recs["id"].astype(str), self.n_shards)
@@ -193,8 +194,9 @@ class ShardedEngine(MatchEngine):
             rows = np.flatnonzero(where == s)
             if not len(rows):
                 raise UsageError(empty_shard(s, self.n_shards, len(recs)))
-            snaps.append(self._built(recs.iloc[rows].reset_index(drop=True), [tokens[i] for i in rows],
-                                     vectors[rows], show_progress))
+            # Each shard numbers its own terms, as a build of its records alone would.
+            snaps.append(self._built(recs.iloc[rows].reset_index(drop=True),
+                                     tokens.select(where == s).renumbered(), vectors[rows], show_progress))
         return snaps
 
     @classmethod
@@ -241,7 +243,7 @@ class ShardedEngine(MatchEngine):
         return self._state.records
 
     @property
-    def tokens_(self) -> list[list[str]]:
+    def tokens_(self) -> Sequence[list[str]]:
         """Token lists of the live records, in ``records_`` order."""
         return [t for s in self._state.shards for t in s.snap.tokens]
 
@@ -541,9 +543,11 @@ def read_sharded(root: Path, manifest: dict[str, Any], verify: bool) -> ShardedE
 
 _PER_SHARD = {persistence.LAYOUT.records, persistence.LAYOUT.vectors, persistence.LAYOUT.faiss,
               persistence.LAYOUT.bm25_data, persistence.LAYOUT.bm25_indices, persistence.LAYOUT.bm25_indptr,
-              persistence.LAYOUT.bm25_doclen, persistence.LAYOUT.bm25_vocab}
+              persistence.LAYOUT.bm25_doclen, persistence.LAYOUT.bm25_vocab, persistence.LAYOUT.term_ids,
+              persistence.LAYOUT.term_offsets, persistence.LAYOUT.partitions}
 
 
 def _shared_files(files: dict[str, Any]) -> dict[str, Any]:
     """The checksums of a shard's files that every shard holds alike (encoder, user dictionaries)."""
-    return {name: meta["sha256"] for name, meta in files.items() if name not in _PER_SHARD}
+    return {name: meta["sha256"] for name, meta in files.items()
+            if name not in _PER_SHARD and not persistence.LAYOUT.is_partition_graph(name)}

@@ -14,6 +14,7 @@ would give.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from ..index.dense import DenseIndex
 from ..index.sparse import SparseIndex
+from ..index.terms import TermLists
 from .explain import EXPLAIN_FIELDS
 from .filters import FilterIndex, partition_labels
 
@@ -36,7 +38,7 @@ class Snapshot:
     """Live records and their indexes; never mutated after construction."""
 
     records: pd.DataFrame
-    tokens: list[list[str]]
+    tokens: TermLists  # the BM25 index's terms: tokens.vocab is sparse.vocab_
     ids: np.ndarray
     sparse: SparseIndex
     dense: DenseIndex
@@ -86,6 +88,8 @@ class Snapshot:
     def check(self) -> None:
         """Raise if the parts disagree (a bug, or files from different indexes)."""
         n = len(self.records)
+        if self.tokens.vocab is not self.sparse.vocab_:
+            raise ValueError("token lists and BM25 index number their terms differently")
         if not (n == len(self.tokens) == len(self.ids) == self.sparse.n_docs_
                 and len(self.sparse) == len(self.dense)
                 and (self.live is None or len(self.live) == n)):
@@ -98,7 +102,7 @@ class Snapshot:
         return extra > max(COMPACT_MIN, COMPACT_FRACTION * len(self.records))
 
 
-def changed(st: Snapshot, delete_live: np.ndarray, add: pd.DataFrame, add_tokens: list[list[str]],
+def changed(st: Snapshot, delete_live: np.ndarray, add: pd.DataFrame, add_tokens: Sequence[Sequence[str]],
             add_vectors: np.ndarray) -> Snapshot:
     """A snapshot without the live records ``delete_live`` and with ``add`` appended."""
     delete_live = np.unique(np.asarray(delete_live, dtype=np.int64))
@@ -107,7 +111,7 @@ def changed(st: Snapshot, delete_live: np.ndarray, add: pd.DataFrame, add_tokens
     keep[delete_live] = False
     records = pd.concat([st.records[keep], add], ignore_index=True) if len(add) else \
         st.records[keep].reset_index(drop=True)
-    tokens = [t for t, k in zip(st.tokens, keep, strict=True) if k] + add_tokens
+    tokens = st.tokens.select(keep).extended(add_tokens)
     ids = np.concatenate([st.ids[keep], add["id"].astype(str).to_numpy(dtype=object)]) if len(add) else st.ids[keep]
     new = Snapshot(records, tokens, ids,
                    st.sparse.updated(add_tokens, gone),
@@ -120,5 +124,6 @@ def compacted(st: Snapshot) -> Snapshot:
     """The same live records with fresh main segments: what a fresh build over ``st.records`` holds."""
     if st.live is None and not len(st.dense.delta_):
         return st
-    sparse = SparseIndex(st.sparse.k1, st.sparse.b).fit(st.tokens)
-    return Snapshot(st.records, st.tokens, st.ids, sparse, st.dense.compacted(partition_labels(st.records)))
+    tokens = st.tokens.renumbered()  # the vocabulary of a fresh build: deleted records' terms drop out
+    sparse = SparseIndex(st.sparse.k1, st.sparse.b).fit(tokens)
+    return Snapshot(st.records, tokens, st.ids, sparse, st.dense.compacted(partition_labels(st.records)))
