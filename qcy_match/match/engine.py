@@ -280,6 +280,17 @@ class MatchEngine:
         return TermLists.joined(parts, vocab)
 
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
+        """Vectors of texts (the encoder reads the matching tokens); a text held by several records is encoded once
+        (one title posted through several channels, boilerplate titles): the encoder reads each text alone.
+        """
+        where: dict[str, int] = {}
+        inverse = np.fromiter((where.setdefault(t, len(where)) for t in texts), np.int64, len(texts))
+        if len(where) == len(texts):
+            return self._encode_all(texts, tokens, show_progress, desc)
+        first = np.unique(inverse, return_index=True)[1]
+        return self._encode_all(list(where), [tokens[i] for i in first], show_progress, desc)[inverse]
+
+    def _encode_all(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         step = 256
         parts = [self.encoder_.encode(texts[i:i + step], tokens[i:i + step])
                  for i in progress_bar(range(0, len(texts), step), desc=desc, enabled=show_progress, unit="chunk")]
