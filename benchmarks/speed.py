@@ -39,12 +39,13 @@ STAGES = {
 
 
 @contextlib.contextmanager
-def stage_timer() -> Iterator[dict[str, float]]:
-    """Seconds spent in each build stage, by wrapping the functions that do the work (missing ones are skipped,
-    so a reworked engine still gets a total and whatever stages it still has)."""
-    spent = dict.fromkeys(STAGES, 0.0)
+def stage_timer(stages: dict[str, list[tuple[str, str]]] | None = None) -> Iterator[dict[str, float]]:
+    """Seconds spent in each stage (the build's :data:`STAGES` unless given), by wrapping the functions that do the
+    work (missing ones are skipped, so a reworked engine still gets a total and whatever stages it still has)."""
+    stages = STAGES if stages is None else stages
+    spent = dict.fromkeys(stages, 0.0)
     undo: list[Callable[[], None]] = []
-    for stage, targets in STAGES.items():
+    for stage, targets in stages.items():
         for module, attr in targets:
             try:
                 owner: Any = importlib.import_module(module)
@@ -82,6 +83,19 @@ def rss_mib() -> float:
         return float(psutil.Process().memory_info().rss) / 2**20
     except ImportError:
         return float("nan")
+
+
+def rss_split_mib() -> dict[str, float]:
+    """Resident memory the process owns (anonymous: arrays, objects) and mapped file pages (index files the kernel
+    can drop and read again), from /proc/self/status; empty where it is missing.
+    """
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {k: v for k, _, v in (line.partition(":") for line in lines)}
+    return {name: int(fields[key].split()[0]) / 1024 for name, key in (("anon", "RssAnon"), ("file", "RssFile"))
+            if key in fields}
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
