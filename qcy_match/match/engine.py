@@ -281,7 +281,8 @@ class MatchEngine:
 
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         """Vectors of texts (the encoder reads the matching tokens); a text held by several records is encoded once
-        (one title posted through several channels, boilerplate titles): the encoder reads each text alone.
+        (one title posted through several channels, boilerplate titles): the encoder reads each text alone, so the
+        vectors are those of encoding every record, up to the rounding that batch sizes change.
         """
         where: dict[str, int] = {}
         inverse = np.fromiter((where.setdefault(t, len(where)) for t in texts), np.int64, len(texts))
