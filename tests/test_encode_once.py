@@ -27,5 +27,6 @@ def test_shared_titles_are_encoded_once(monkeypatch):
     assert len(seen) == len(set(seen)) == engine.records_["title"].nunique() == 80
     v = engine.vectors()
     np.testing.assert_array_equal(v[40:80], v[:40])
-    each = engine.encoder_.encode(recs["title"].tolist(), [[] for _ in range(len(recs))])
+    titles = engine._titles(engine.records_)
+    each = engine.encoder_.encode(titles, [[] for _ in titles])
     np.testing.assert_allclose(v, each, atol=1e-6)
