@@ -12,6 +12,7 @@ from conftest import CSL, csl_records
 
 from qcy_match import EngineConfig, MatchEngine
 from qcy_match.errors import IndexFormatError
+from qcy_match.index import sparse
 from qcy_match.index.mapped import within
 from qcy_match.index.sparse import SparseIndex
 from qcy_match.index.terms import TermLists
@@ -120,3 +121,12 @@ def test_range_check_leaves_a_mapped_array_unread(tmp_path):
     a = np.load(tmp_path / "a.npy", mmap_mode="r")
     assert within(a, 0, 1 << 20) and not within(a, 0, (1 << 20) - 1) and not within(a, 1, 1 << 20)
     assert within(a[:0], 5, 6)
+
+
+def test_bm25_postings_built_in_blocks_equal_one_block(lists, monkeypatch):
+    one = SparseIndex().fit(lists).main_
+    monkeypatch.setattr(sparse, "BUILD_BLOCK", 97)  # 21 blocks, the last one short
+    blocks = SparseIndex().fit(lists).main_
+    for name in ("indptr", "docs", "tf", "lengths"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(one, name))
+    assert one.tf.sum() == sum(map(len, lists)) and one.lengths.tolist() == [len(t) for t in lists]
