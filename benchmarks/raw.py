@@ -100,7 +100,14 @@ def raw_anchors(engine: MatchEngine, needs: pd.DataFrame, repeat: int) -> dict[s
     bm.index(list(engine.tokens_), show_progress=False)  # bm25s reads lists of strings
     out["bm25s_build_s"] = time.perf_counter() - t0
     q_tokens = [tok.tokenize(t, search_mode=False) for t in texts]
-    q_vecs = engine.encoder_.encode(titles, [tok.tokenize(t) for t in titles])
+    # A need's vector reads the text the engine's query side encodes (its whole text, EngineConfig.query_dense_text).
+    dense_in = texts if engine.config.query_dense_text == "full" else titles
+    reads = bool(getattr(engine.encoder_, "reads_tokens", True))
+
+    def encode(xs: list[str]) -> np.ndarray:  # tokens only for an encoder that reads them, as the engine does
+        return engine.encoder_.encode(xs, [tok.tokenize(t) if reads else [] for t in xs])
+
+    q_vecs = encode(dense_in)
     truth = exact_topk(vectors, q_vecs, 10)
     out["engine_dense_recall_at_10"] = recall(engine.dense_.search(q_vecs, 10)[0], truth, vectors, q_vecs)
     indexes: dict[str, Any] = {}
@@ -120,12 +127,12 @@ def raw_anchors(engine: MatchEngine, needs: pd.DataFrame, repeat: int) -> dict[s
     def pipeline() -> Any:
         i = next(it) % len(texts)
         toks = tok.tokenize(texts[i], search_mode=False)
-        v = engine.encoder_.encode([titles[i]], [tok.tokenize(titles[i])])
+        v = encode([dense_in[i]])
         return bm25_top(toks), indexes[same_kind].search(v, 10)
 
     parts = {
         "tokenise": lambda: tok.tokenize(texts[next(it) % len(texts)], search_mode=False),
-        "encode": lambda: engine.encoder_.encode([titles[next(it) % len(titles)]], [[]]),
+        "encode": lambda: encode([dense_in[next(it) % len(dense_in)]]),
         "bm25s_top10": lambda: bm25_top(q_tokens[next(it) % len(q_tokens)]),
         "faiss_flat_top10": lambda: indexes["flat"].search(q_vecs[next(it) % len(q_vecs)][None], 10),
         "faiss_hnsw_top10": lambda: indexes["hnsw"].search(q_vecs[next(it) % len(q_vecs)][None], 10),
@@ -134,7 +141,7 @@ def raw_anchors(engine: MatchEngine, needs: pd.DataFrame, repeat: int) -> dict[s
     out["single"][f"pipeline (tokenise+encode+bm25s+faiss {same_kind})"] = percentiles(timed(pipeline, repeat))
     t0 = time.perf_counter()
     toks_all = [tok.tokenize(t, search_mode=False) for t in texts]
-    v_all = engine.encoder_.encode(titles, [tok.tokenize(t) for t in titles])
+    v_all = encode(dense_in)
     for toks in toks_all:
         bm25_top(toks)
     indexes[same_kind].search(v_all, 10)
