@@ -315,7 +315,7 @@ class DenseIndex:
 
 def _gather(x: np.ndarray, positions: np.ndarray, dtype: type) -> np.ndarray:
     """Rows ``positions`` of ``x`` converted to ``dtype``, a chunk at a time (no whole float32 copy of x)."""
-    out = np.empty((len(positions), x.shape[1]), dtype)
+    out: np.ndarray = np.empty((len(positions), x.shape[1]), dtype)
     for s in range(0, len(positions), CHUNK):
         out[s:s + CHUNK] = x[positions[s:s + CHUNK]]
     return out

@@ -18,6 +18,7 @@ them, and any partition that comes back short is answered exactly (never a short
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +123,15 @@ class Partitions:
                 i, v = self._walk(store, q, k, p, pos)
             else:
                 i, v = exact_among(store, q, k, pos)
-            i, v = self.groups.expand(i, v, k, lambda at, p=p: mask[at] & (self.labels[at] == p))
+            i, v = self.groups.expand(i, v, k, functools.partial(self._kept_in, mask, p))
             idx_parts.append(i)
             val_parts.append(v)
         return best(np.hstack(idx_parts), np.hstack(val_parts), k)
+
+    def _kept_in(self, mask: np.ndarray, p: int, positions: np.ndarray) -> np.ndarray:
+        """Which of ``positions`` the mask keeps and partition ``p`` holds."""
+        out: np.ndarray = mask[positions] & (self.labels[positions] == p)
+        return out
 
     def _walk(self, store: Storage, q: np.ndarray, k: int, p: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k of the kept nodes ``pos`` through partition ``p``'s graph, rescored from the store; short rows
