@@ -229,13 +229,12 @@ class DenseIndex:
         members (partitions expand their own, to the members in the partition).
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        if mask is not None and self.partitions_ is not None and len(q):
-            nodes = self.groups_.kept(mask)
-            assert nodes is not None
+        nodes = self.groups_.kept(mask)
+        if mask is not None and nodes is not None and self.partitions_ is not None and len(q):
             parts = self._partitioned(k, nodes, mask)
             if parts is not None:
                 return self.partitions_.search(self.store_, q, k, mask, parts)
-        idx, scores = self._search_nodes(q, k, self.groups_.kept(mask))
+        idx, scores = self._search_nodes(q, k, nodes)
         return self.groups_.expand(idx, scores, k, None if mask is None else mask.__getitem__)
 
     def _partitioned(self, k: int, nodes: np.ndarray, mask: np.ndarray) -> dict[int, np.ndarray] | None:
