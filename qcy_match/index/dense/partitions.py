@@ -61,18 +61,27 @@ class Partitions:
         starts = np.searchsorted(self.labels[order], self.ids)
         ends = np.append(starts[1:], len(order))
         self.members = {int(p): self._nodes(order[s:e]) for p, s, e in zip(self.ids, starts, ends, strict=True)}
+        # Positions per partition: what partition_min counts (a partition of many records repeating few vectors
+        # still gets a graph, walked where scanning its nodes would compare more).
+        self.sizes = {int(p): int(e - s) for p, s, e in zip(self.ids, starts, ends, strict=True)}
         self.graphs: dict[int, Any] = {}
         # The main graph's parameters (chosen from the whole index's n): a partition's graph is smaller, so the same
         # breadth costs less there and finds more (partitions of a few thousand would otherwise get efSearch 64).
         self.tuning = tuning.for_n(groups.nodes)
 
     def _nodes(self, positions: np.ndarray) -> np.ndarray:
-        """The distinct nodes of increasing ``positions``, increasing."""
-        return positions if self.groups.identity else np.unique(self.groups.node_of[positions])
+        """The distinct nodes of increasing ``positions``, increasing (through a bitmap: a hash-based unique of
+        tens of thousands of positions costs more than the walk it prepares).
+        """
+        if self.groups.identity:
+            return positions
+        seen = np.zeros(self.groups.nodes, bool)
+        seen[self.groups.node_of[positions]] = True
+        return np.flatnonzero(seen)
 
     def large(self) -> list[int]:
         """The labels of the partitions that get a graph."""
-        return [p for p, m in self.members.items() if len(m) >= self.minimum]
+        return [p for p, size in self.sizes.items() if size >= self.minimum]
 
     def build(self, store: Storage, progress: Any = None) -> None:
         """An 8-bit HNSW graph over each large partition (ranges from its exact per-dimension min and max)."""
