@@ -65,9 +65,11 @@ class Partitions:
         # still gets a graph, walked where scanning its nodes would compare more).
         self.sizes = {int(p): int(e - s) for p, s, e in zip(self.ids, starts, ends, strict=True)}
         self.graphs: dict[int, Any] = {}
-        # The main graph's parameters (chosen from the whole index's n): a partition's graph is smaller, so the same
-        # breadth costs less there and finds more (partitions of a few thousand would otherwise get efSearch 64).
-        self.tuning = tuning.for_n(groups.nodes)
+        # The parameters for the whole index's records (more than the main graph's nodes when vectors repeat): a
+        # partition's graph is smaller, so the same breadth costs less there and finds more (partitions of a few
+        # thousand would otherwise get efSearch 64; an 8-bit graph over 8,441 of 12,496 distinct vectors found
+        # 0.976 of the exact top-10 at the main graph's efSearch 72).
+        self.tuning = tuning.for_n(len(self.labels))
 
     def _nodes(self, positions: np.ndarray) -> np.ndarray:
         """The distinct nodes of increasing ``positions``, increasing (through a bitmap: a hash-based unique of
