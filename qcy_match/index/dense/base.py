@@ -229,15 +229,18 @@ class DenseIndex:
         members (partitions expand their own, to the members in the partition).
         """
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        nodes = self.groups_.kept(mask)
-        if mask is not None and nodes is not None and self.partitions_ is not None and len(q):
-            parts = self._partitioned(k, nodes, mask)
-            if parts is not None:
-                return self.partitions_.search(self.store_, q, k, mask, parts)
+        nodes = None
+        if mask is not None:
+            positions = np.flatnonzero(mask)  # once: the nodes kept and the partitions covered both read it
+            nodes = self.groups_.kept(mask, positions)
+            if self.partitions_ is not None and len(q):
+                parts = self._partitioned(k, nodes, positions)
+                if parts is not None:
+                    return self.partitions_.search(self.store_, q, k, mask, parts)
         idx, scores = self._search_nodes(q, k, nodes)
         return self.groups_.expand(idx, scores, k, None if mask is None else mask.__getitem__)
 
-    def _partitioned(self, k: int, nodes: np.ndarray, mask: np.ndarray) -> dict[int, np.ndarray] | None:
+    def _partitioned(self, k: int, nodes: np.ndarray, positions: np.ndarray) -> dict[int, np.ndarray] | None:
         """The kept nodes of each partition the mask touches, when searching partition by partition compares fewer
         vectors than the main path (a filter spread over most partitions is served as well by one walk of the main
         graph); no partition walk beats scanning fewer vectors than one unfiltered walk compares, so small kept
@@ -250,7 +253,7 @@ class DenseIndex:
         main = kept if scan else walk_cost(max(t.ef_search, 2 * k), t.hnsw_m, kept / len(nodes))
         if main <= walk_cost(t.ef_search, t.hnsw_m, 1.0):
             return None
-        parts = self.partitions_.covered(mask)
+        parts = self.partitions_.covered(positions)
         return parts if self.partitions_.cost(parts, k) < main else None
 
     def _search_nodes(self, q: np.ndarray, k: int, mask: np.ndarray | None = None

@@ -82,12 +82,12 @@ class Groups:
         """Each node's first position (the row it is built from)."""
         return self.order[self.starts[:-1]]
 
-    def kept(self, mask: np.ndarray | None) -> np.ndarray | None:
-        """The nodes with at least one kept member (None keeps all)."""
-        if mask is None or self.identity:
+    def kept(self, mask: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The nodes with at least one kept member, from the mask and its kept ``positions`` (np.flatnonzero)."""
+        if self.identity:
             return mask
         out = np.zeros(self.nodes, bool)
-        out[self.node_of[mask]] = True
+        out[self.node_of[positions]] = True  # a third of the time of indexing by the mask at 300k
         return out
 
     def expand(self, nodes: np.ndarray, scores: np.ndarray, k: int,

@@ -105,11 +105,13 @@ class Partitions:
                     progress.update(len(c))
             self.graphs[p] = graph
 
-    def covered(self, mask: np.ndarray) -> dict[int, np.ndarray]:
-        """The kept nodes of each partition the mask touches (those with a kept position labelled with it)."""
-        kept = np.flatnonzero(mask)
+    def covered(self, kept: np.ndarray) -> dict[int, np.ndarray]:
+        """The kept nodes of each partition the kept positions (increasing) touch: those with a kept position
+        labelled with it.
+        """
         labels = self.labels[kept]
-        return {int(p): self._nodes(kept[labels == p]) for p in np.unique(labels)}
+        present = np.flatnonzero(np.bincount(labels.astype(np.intp) + 1, minlength=1)) - 1  # a quarter of np.unique
+        return {int(p): self._nodes(kept[labels == p]) for p in present}
 
     def _walks(self, p: int, kept: int, k: int) -> tuple[bool, float]:
         """Whether partition ``p`` is walked (else scanned) when ``kept`` of it are kept, and what that costs."""
