@@ -218,3 +218,24 @@ def test_an_engine_over_repeated_records_saves_and_loads(engine, tmp_path):
     a, b = eng.match(need, k=5), loaded.match(need, k=5)
     np.testing.assert_array_equal(a.ids, b.ids)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["flat", "numpy", "hnsw"])
+def test_a_tie_across_nodes_comes_out_in_position_order(copies, kind):
+    """A query tying every vector (all scores 0) gets k kept positions in increasing order, whichever nodes hold
+    them and in whatever order the structure hands tied nodes back; each node's first position among them.
+    """
+    x, source = copies
+    index = DenseIndex(kind).fit(x)
+    zero = np.zeros((1, x.shape[1]), np.float32)
+    keep = np.random.default_rng(2).random(len(x)) < 0.5
+    for mask in (None, keep):
+        got = index.search(zero, 100, mask)[0][0]
+        assert (got >= 0).all() and (np.diff(got) > 0).all()
+        if mask is not None:
+            assert mask[got].all()
+        # A node's members come lowest first: none is returned while a lower kept copy of it is left out.
+        kept = np.ones(len(x), bool) if mask is None else mask
+        for pos in got:
+            lower = np.flatnonzero((source == source[pos]) & kept)
+            assert np.isin(lower[lower < pos], got).all()

@@ -92,7 +92,8 @@ class Groups:
 
     def expand(self, nodes: np.ndarray, scores: np.ndarray, k: int,
                keep: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k positions from top nodes (best first, -1 padded): each node's kept members in position order.
+        """Top-k positions from top nodes (best first, -1 padded): the nodes' kept members, best first, then by
+        position.
 
         ``keep`` tells which of some positions are kept (None: all). Every node passed must have a kept member, so
         k nodes give k positions (and without duplicates, the nodes are the positions).
@@ -117,13 +118,16 @@ class Groups:
             ok = keep(pos)
             pair, pos = pair[ok], pos[ok]
         row = pair // width
-        # Rank within the row: pairs are in row order, and in score order within a row.
-        row_start = np.searchsorted(row, np.arange(q))
-        rank = np.arange(len(row)) - row_start[row]
+        score = np.asarray(scores, dtype=np.float32).ravel()[pair]
+        # Best first and, within a tie, lower position first (as an exact search orders them), whichever node holds
+        # the position: the k nodes asked for hold the k lowest positions of a tie at the cut, their first ones.
+        order = np.lexsort((pos, -score, row))
+        row, pos, score = row[order], pos[order], score[order]
+        rank = np.arange(len(row)) - np.searchsorted(row, np.arange(q))[row]
         take = rank < k
         out_i, out_s = np.full((q, k), -1, np.int64), np.full((q, k), -np.inf, np.float32)
         out_i[row[take], rank[take]] = pos[take]
-        out_s[row[take], rank[take]] = np.asarray(scores, dtype=np.float32).ravel()[pair[take]]
+        out_s[row[take], rank[take]] = score[take]
         return out_i, out_s
 
     # ---- persistence --------------------------------------------------------------------------------------------
