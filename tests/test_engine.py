@@ -365,7 +365,7 @@ def test_save_load_roundtrip(request, tmp_path, engine_name, needs):
 def test_manifest_contents(tmp_path, lsa_engine):
     path = lsa_engine.save(tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format"] == "qcy-match-index" and manifest["format_version"] == 3
+    assert manifest["format"] == "qcy-match-index" and manifest["format_version"] == 4
     assert manifest["counts"]["records"] == 24
     assert manifest["side"] == "achievements"
     assert manifest["encoder"]["name"] == "lsa"
