@@ -197,7 +197,7 @@ def partition_sweep(engine: MatchEngine, needs: pd.DataFrame, n_queries: int = 1
             row[f"{label}_short_share"] = _short(found, kept)
         rows.append(row)
     return {"records": n, "queries": len(q), "partition_min": dense.partition_min,
-            "partitions": {int(p): len(m) for p, m in dense.partitions_.members.items()},
+            "partitions": dict(dense.partitions_.sizes),
             "graphs": sorted(int(p) for p in dense.partitions_.graphs), "rows": rows}
 
 

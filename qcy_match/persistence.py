@@ -44,7 +44,8 @@ from .errors import IndexFormatError
 FORMAT = "qcy-match-index"
 # 2: BM25 postings hold term frequencies (scored at query time) instead of precomputed scores.
 # 3: dense partitions (partition labels and per-partition graphs, index.dense.partitions).
-# 4: token lists as term ids (index.terms) in two arrays beside the records, not a column of the records table.
+# 4: token lists as term ids (index.terms) in two arrays beside the records, not a column of the records table;
+#    duplicate dense vectors stored once (the node of each position, index.dense.groups).
 FORMAT_VERSION = 4
 # The lock file where a directory cannot be locked itself (Windows), in the parent of the saved directories; never
 # read, and ignored where it is left inside a directory (one that was once the parent of a saved one).
@@ -73,6 +74,7 @@ class Layout:
     lsa_vocab: str = "lsa_vocab.json"  # LSA encoder (encoders.lsa): vocabulary,
     lsa_idf: str = "lsa_idf.npy"  # its IDF weights,
     lsa_components: str = "lsa_components.npy"  # and the SVD components
+    groups: str = "dense_groups.npy"  # the distinct stored vector (node) of each dense position, when some repeat
     partitions: str = "partitions.npy"  # the partition label of each dense vector (index.dense.partitions),
     partition_graphs: str = "partition_{}.index"  # and the graph of each large partition, by label + 1
     # Copies of the config's user dictionaries, numbered from 0: the saved config names these, never outside files.

@@ -174,13 +174,7 @@ def background(st: Snapshot) -> Background:
 
 def _vectors(st: Snapshot, positions: np.ndarray) -> np.ndarray:
     """Stored vectors of positions (main segment, then the delta)."""
-    n_main = len(st.dense.vectors_)
-    main = positions < n_main
-    out = np.empty((len(positions), st.dense.vectors_.shape[1]), np.float64)
-    out[main] = st.dense.vectors_[positions[main]]
-    if not main.all():
-        out[~main] = st.dense.delta_[positions[~main] - n_main]
-    return out
+    return np.asarray(st.dense.rows(positions), dtype=np.float64)
 
 
 def features(query_tokens: Sequence[str], doc_tokens: Sequence[Sequence[str]], bm25: np.ndarray,

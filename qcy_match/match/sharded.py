@@ -544,7 +544,7 @@ def read_sharded(root: Path, manifest: dict[str, Any], verify: bool) -> ShardedE
 _PER_SHARD = {persistence.LAYOUT.records, persistence.LAYOUT.vectors, persistence.LAYOUT.faiss,
               persistence.LAYOUT.bm25_data, persistence.LAYOUT.bm25_indices, persistence.LAYOUT.bm25_indptr,
               persistence.LAYOUT.bm25_doclen, persistence.LAYOUT.bm25_vocab, persistence.LAYOUT.term_ids,
-              persistence.LAYOUT.term_offsets, persistence.LAYOUT.partitions}
+              persistence.LAYOUT.term_offsets, persistence.LAYOUT.partitions, persistence.LAYOUT.groups}
 
 
 def _shared_files(files: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,9 @@ A filtered search always returns min(k, number of vectors that pass the filter) 
 answered exactly on the kept subset; loose ones go through the structure with an ID selector, and any query that
 comes back short is answered exactly instead. An HNSW index built with partition labels also searches filters that
 keep a few partitions partition by partition (:mod:`.partitions`).
+
+Bit-identical stored rows are kept once (:mod:`.groups`): the store and the structures hold distinct rows (*nodes*),
+searches ask for nodes and expand each to the positions holding it, which tie.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from tqdm.auto import tqdm
 from ... import threads
 from ..topk import best, exact_top_k
 from .backend import Backend, Tuning
+from .groups import Groups
 from .kinds import KINDS, make_backend
 from .partitions import Partitions, walk_cost
-from .storage import STORAGES, Storage
+from .storage import CHUNK, STORAGES, Storage
 
 
 class DenseIndex:
@@ -95,17 +99,20 @@ class DenseIndex:
             storage = "float32" if n < self.compress_above else "float16"
         if x.ndim != 2 or not n:
             storage = "float32"  # nothing to compress, and FAISS needs a dimension
-        self.backend_: Backend = make_backend(kind, self._tuning().for_n(n))
+        dtype = np.float32 if storage == "float32" else np.float16
+        self.groups_ = Groups.of(x, dtype) if x.ndim == 2 else Groups(np.arange(n))
+        rows = x if self.groups_.identity else _gather(x, self.groups_.firsts, dtype)
+        self.backend_: Backend = make_backend(kind, self._tuning().for_n(len(rows)))
         # No bar object at all unless asked: tqdm takes a process-shared lock even when disabled.
-        bar = tqdm(total=n, desc="index", unit="vec") if show_progress else None
+        bar = tqdm(total=len(rows), desc="index", unit="vec") if show_progress else None
         self.backend_.progress = bar
         self.partitions_: Partitions | None = None
         try:
-            self.store_: Storage = self.backend_.build(x, storage)
+            self.store_: Storage = self.backend_.build(rows, storage)
             if labels is not None and kind == "hnsw" and len(x):
                 if len(labels) != n:
                     raise ValueError(f"{len(labels)} partition labels for {n} vectors")
-                parts = Partitions(labels, self.partition_min, self._tuning())
+                parts = Partitions(labels, self.groups_, self.partition_min, self._tuning())
                 # Without a partition large enough for a graph, the main path (exact below exact_below) is as good.
                 self.partitions_ = parts if parts.large() else None
             if self.partitions_ is not None:
@@ -138,12 +145,31 @@ class DenseIndex:
 
     @property
     def vectors_(self) -> np.ndarray:
-        """The main vectors, (n, d) float32 or a read-only float16 view."""
-        return self.store_.vectors
+        """The main vectors by position, (n, d) float32 or a read-only float16 view (a copy when some repeat: see
+        :meth:`rows` for a few of them).
+        """
+        v = self.store_.vectors
+        return v if self.groups_.identity else v[self.groups_.node_of]
+
+    @property
+    def n_main(self) -> int:
+        """Positions in the main segment (before the delta's)."""
+        return len(self.groups_)
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``positions`` (main or delta), as stored (float32 or float16)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        n_main = self.n_main
+        main = pos < n_main
+        out = np.empty((len(pos), self.store_.vectors.shape[1]), self.store_.vectors.dtype)
+        out[main] = self.store_.vectors[self.groups_.node_of[pos[main]]]
+        if not main.all():
+            out[~main] = self.delta_[pos[~main] - n_main]
+        return out
 
     def __len__(self) -> int:
         """Positions, deleted ones included."""
-        return len(self.store_) + len(self.delta_)
+        return self.n_main + len(self.delta_)
 
     # ---- live updates -------------------------------------------------------------------------------------------
     def updated(self, add: np.ndarray | None = None, delete: np.ndarray | list[int] | None = None) -> DenseIndex:
@@ -158,7 +184,8 @@ class DenseIndex:
         return new
 
     def _live_stored(self) -> np.ndarray:
-        all_ = np.vstack([self.vectors_, self.delta_]) if len(self.delta_) else self.vectors_
+        main = self.vectors_
+        all_ = np.vstack([main, self.delta_]) if len(self.delta_) else main
         return all_ if self.alive_ is None else all_[self.alive_]
 
     def live_vectors(self) -> np.ndarray:
@@ -187,7 +214,7 @@ class DenseIndex:
     def _search(self, queries: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if self.alive_ is not None:
             mask = self.alive_ if mask is None else mask & self.alive_
-        n_main = len(self.store_)
+        n_main = self.n_main
         if not len(self.delta_):
             return self._search_main(queries, k, mask)
         q = np.ascontiguousarray(queries, dtype=np.float32)
@@ -198,23 +225,45 @@ class DenseIndex:
 
     def _search_main(self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k over the main vectors: exact for strict filters, else through the structure, short rows exactly."""
+        """Top-k main positions: the top-k nodes (distinct rows with a kept member), each expanded to its kept
+        members (partitions expand their own, to the members in the partition).
+        """
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        nodes = None
+        if mask is not None:
+            positions = np.flatnonzero(mask)  # once: the nodes kept and the partitions covered both read it
+            nodes = self.groups_.kept(mask, positions)
+            if self.partitions_ is not None and len(q):
+                parts = self._partitioned(k, nodes, positions)
+                if parts is not None:
+                    return self.partitions_.search(self.store_, q, k, mask, parts)
+        idx, scores = self._search_nodes(q, k, nodes)
+        return self.groups_.expand(idx, scores, k, None if mask is None else mask.__getitem__)
+
+    def _partitioned(self, k: int, nodes: np.ndarray, positions: np.ndarray) -> dict[int, np.ndarray] | None:
+        """The kept nodes of each partition the mask touches, when searching partition by partition compares fewer
+        vectors than the main path (a filter spread over most partitions is served as well by one walk of the main
+        graph); no partition walk beats scanning fewer vectors than one unfiltered walk compares, so small kept
+        sets are not even counted per partition.
+        """
+        assert self.partitions_ is not None
+        kept = int(nodes.sum())
+        t = self.tuning_
+        scan = self.backend_.faiss_ is None or kept <= self.exact_below
+        main = kept if scan else walk_cost(max(t.ef_search, 2 * k), t.hnsw_m, kept / len(nodes))
+        if main <= walk_cost(t.ef_search, t.hnsw_m, 1.0):
+            return None
+        parts = self.partitions_.covered(positions)
+        return parts if self.partitions_.cost(parts, k) < main else None
+
+    def _search_nodes(self, q: np.ndarray, k: int, mask: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k nodes: exact for strict filters, else through the structure, short rows exactly."""
         kept = len(self.store_) if mask is None else int(mask.sum())
         want = min(k, kept)
         if want == 0 or len(q) == 0:
             return np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
         scan = self.backend_.faiss_ is None or (mask is not None and kept <= self.exact_below)
-        t = self.tuning_
-        share = 1.0 if mask is None else kept / len(mask)
-        main = kept if scan else walk_cost(max(t.ef_search, 2 * k), t.hnsw_m, share)
-        # Partition by partition where that compares fewer vectors than the main path (a filter spread over most
-        # partitions is served as well by one walk of the main graph); no partition walk beats scanning fewer
-        # vectors than one unfiltered walk compares, so small kept sets are not even counted per partition.
-        if mask is not None and self.partitions_ is not None and main > walk_cost(t.ef_search, t.hnsw_m, 1.0):
-            parts = self.partitions_.covered(mask)
-            if self.partitions_.cost(parts, k) < main:
-                return self.partitions_.search(self.store_, q, k, mask, parts)
         if scan:
             return self.store_.exact(q, k, mask)
         idx, scores = self.backend_.search(self.store_, q, k, mask)
@@ -232,15 +281,8 @@ class DenseIndex:
         Summed in float64, so a score does not depend on which other rows share the BLAS call (min-max fusion
         would magnify last-bit differences between a live-updated index and a fresh build).
         """
-        n_main = len(self.store_)
-        cands = np.asarray(candidates, dtype=np.int64)
         q = np.asarray(query, dtype=np.float64)
-        main = cands < n_main
-        out = np.empty(len(cands), np.float32)
-        out[main] = self.vectors_[cands[main]].astype(np.float64) @ q
-        if not main.all():
-            out[~main] = self.delta_[cands[~main] - n_main].astype(np.float64) @ q
-        return out
+        return (self.rows(candidates).astype(np.float64) @ q).astype(np.float32)
 
     # ---- persistence --------------------------------------------------------------------------------------------
     def save(self, path: Path) -> list[str]:
@@ -249,7 +291,7 @@ class DenseIndex:
         """
         if len(self.delta_) or self.alive_ is not None:
             raise ValueError("save a compacted DenseIndex (the engine compacts before saving)")
-        files = self.backend_.save(path, self.store_)
+        files = self.backend_.save(path, self.store_) + self.groups_.save(path)
         return files + (self.partitions_.save(path) if self.partitions_ is not None else [])
 
     @classmethod
@@ -267,6 +309,15 @@ class DenseIndex:
         if self.storage not in ("auto", self.store_.name):
             raise ValueError(f"the files hold {self.store_.name} vectors, the parameters say {self.storage}")
         d = self.store_.vectors.shape[1] if self.store_.vectors.ndim == 2 else 0
-        self.partitions_ = Partitions.load(path, len(self.store_), d, self.partition_min, self._tuning(), mmap)
+        self.groups_ = Groups.load(path, len(self.store_))
+        self.partitions_ = Partitions.load(path, self.groups_, d, self.partition_min, self._tuning(), mmap)
         self._start_live()
         return self
+
+
+def _gather(x: np.ndarray, positions: np.ndarray, dtype: type) -> np.ndarray:
+    """Rows ``positions`` of ``x`` converted to ``dtype``, a chunk at a time (no whole float32 copy of x)."""
+    out: np.ndarray = np.empty((len(positions), x.shape[1]), dtype)
+    for s in range(0, len(positions), CHUNK):
+        out[s:s + CHUNK] = x[positions[s:s + CHUNK]]
+    return out
