@@ -35,6 +35,30 @@ from .explain import EXPLAIN_FIELDS, explain, query_idf
 from .results import SIDES, Matches
 from .snapshot import Snapshot, changed, compacted
 
+
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    """Vectors of records as distinct rows and the row of each record: records that share a dense text share its
+    vector, and the n × d matrix of every record is built only where one is asked for (:meth:`full`).
+    """
+
+    rows: np.ndarray
+    of: np.ndarray
+
+    @classmethod
+    def each(cls, vectors: np.ndarray) -> Encoded:
+        """One row per record."""
+        return cls(vectors, np.arange(len(vectors)))
+
+    def take(self, records: np.ndarray) -> Encoded:
+        """The vectors of some records (by position)."""
+        return Encoded(self.rows, self.of[records])
+
+    def full(self) -> np.ndarray:
+        """The n × d matrix."""
+        return self.rows[self.of]
+
+
 logger = logging.getLogger(__name__)
 
 RecordsLike = pd.DataFrame | Iterable[Mapping[str, Any]]
@@ -125,7 +149,7 @@ class MatchEngine:
         return self
 
     def _prepared(self, records: RecordsLike, side: str, show_progress: bool, encoder: Encoder | None,
-                  encode: bool = True) -> tuple[pd.DataFrame, TermLists, np.ndarray]:
+                  encode: bool = True) -> tuple[pd.DataFrame, TermLists, Encoded]:
         """Validate, tokenise and encode the records to index (fitting the encoder unless one is given); sets the
         engine's side, tokeniser, encoder and rejected rows. Returns the usable records, their tokens and vectors
         (none unless ``encode``: a distributed build fits the encoder on a sample and encodes on the workers).
@@ -151,12 +175,12 @@ class MatchEngine:
         d_texts, d_tokens = self._dense_input(recs, texts, tokens)
         if encoder is None:
             self.encoder_.fit(d_texts, d_tokens)
-        vectors = self._encode(d_texts, d_tokens, show_progress, "encode") if encode else \
-            np.zeros((0, self.encoder_.dim), np.float32)
+        vectors = self._encoded(d_texts, d_tokens, show_progress, "encode") if encode else \
+            Encoded.each(np.zeros((0, self.encoder_.dim), np.float32))
         # a prepared frame is passed through as given, possibly a slice
         return recs.reset_index(drop=True), tokens, vectors
 
-    def _built(self, recs: pd.DataFrame, tokens: TermLists | Sequence[Sequence[str]], vectors: np.ndarray,
+    def _built(self, recs: pd.DataFrame, tokens: TermLists | Sequence[Sequence[str]], vectors: Encoded | np.ndarray,
                show_progress: bool = False) -> Snapshot:
         """The searchable snapshot of prepared records (see :meth:`_prepared`)."""
         if not isinstance(tokens, TermLists):
@@ -165,8 +189,9 @@ class MatchEngine:
         with progress_bar(total=len(tokens), desc="bm25", enabled=show_progress, unit="rec") as bar:
             sparse = SparseIndex(self.config.bm25_k1, self.config.bm25_b).fit(tokens)
             bar.update(len(tokens))
-        dense = DenseIndex(self.config.index, **self.config.index_params).fit(vectors, show_progress,
-                                                                              labels=filt.partition_labels(recs))
+        enc = vectors if isinstance(vectors, Encoded) else Encoded.each(vectors)
+        dense = DenseIndex(self.config.index, **self.config.index_params).fit(
+            enc.rows, show_progress, labels=filt.partition_labels(recs), rows_of=enc.of)
         snap = Snapshot(recs, tokens, recs["id"].astype(str).to_numpy(dtype=object), sparse, dense)
         snap.check()
         return snap
@@ -280,6 +305,10 @@ class MatchEngine:
         return TermLists.joined(parts, vocab)
 
     def _encode(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
+        """Vectors of texts, one row each (see :meth:`_encoded`)."""
+        return self._encoded(texts, tokens, show_progress, desc).full()
+
+    def _encoded(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> Encoded:
         """Vectors of texts (the encoder reads the matching tokens); a text held by several records is encoded once
         (one title posted through several channels, boilerplate titles): the encoder reads each text alone, so the
         vectors are those of encoding every record, up to the rounding that batch sizes change.
@@ -287,9 +316,9 @@ class MatchEngine:
         where: dict[str, int] = {}
         inverse = np.fromiter((where.setdefault(t, len(where)) for t in texts), np.int64, len(texts))
         if len(where) == len(texts):
-            return self._encode_all(texts, tokens, show_progress, desc)
+            return Encoded(self._encode_all(texts, tokens, show_progress, desc), inverse)
         first = np.unique(inverse, return_index=True)[1]
-        return self._encode_all(list(where), [tokens[i] for i in first], show_progress, desc)[inverse]
+        return Encoded(self._encode_all(list(where), [tokens[i] for i in first], show_progress, desc), inverse)
 
     def _encode_all(self, texts: list[str], tokens: list[list[str]], show_progress: bool, desc: str) -> np.ndarray:
         step = 256

@@ -51,7 +51,7 @@ from ..progress import bar as progress_bar
 from . import confidence, saved
 from . import filters as filt
 from . import pool as pools
-from .engine import QUERY_CHUNK, MatchEngine, RecordsLike, UpdateResult
+from .engine import QUERY_CHUNK, Encoded, MatchEngine, RecordsLike, UpdateResult
 from .explain import EXPLAIN_FIELDS, explain
 from .results import SIDES, Matches
 from .snapshot import Snapshot, compacted
@@ -185,10 +185,11 @@ class ShardedEngine(MatchEngine):
         self._install(self._split(recs, tokens, vectors, show_progress))
         return self
 
-    def _split(self, recs: pd.DataFrame, tokens: TermLists, vectors: np.ndarray, show_progress: bool = False
+    def _split(self, recs: pd.DataFrame, tokens: TermLists, vectors: Encoded | np.ndarray, show_progress: bool = False
                ) -> list[Snapshot]:
         """One snapshot per shard over the records routed to it, in their given order."""
         where = shard_of(recs["id"].astype(str), self.n_shards)
+        enc = vectors if isinstance(vectors, Encoded) else Encoded.each(vectors)
         snaps = []
         for s in range(self.n_shards):
             rows = np.flatnonzero(where == s)
@@ -196,7 +197,7 @@ class ShardedEngine(MatchEngine):
                 raise UsageError(empty_shard(s, self.n_shards, len(recs)))
             # Each shard numbers its own terms, as a build of its records alone would.
             snaps.append(self._built(recs.iloc[rows].reset_index(drop=True),
-                                     tokens.select(where == s).renumbered(), vectors[rows], show_progress))
+                                     tokens.select(where == s).renumbered(), enc.take(rows), show_progress))
         return snaps
 
     @classmethod

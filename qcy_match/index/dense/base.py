@@ -81,15 +81,18 @@ class DenseIndex:
         return Tuning(hnsw_m=self.hnsw_m, ef_search=self.ef_search, ef_construction=self.ef_construction,
                       nlist=self.nlist, nprobe=self.nprobe, refine=self.refine)
 
-    def fit(self, vectors: np.ndarray, show_progress: bool = False, labels: np.ndarray | None = None
-            ) -> DenseIndex:
+    def fit(self, vectors: np.ndarray, show_progress: bool = False, labels: np.ndarray | None = None,
+            rows_of: np.ndarray | None = None) -> DenseIndex:
         """Build the index over (n, d) unit vectors; ``show_progress`` shows a bar of the vectors added.
 
         ``labels``: a partition label (-1..127) per vector; an HNSW index then also builds a graph per partition of
         at least ``partition_min`` vectors, searched by filters that keep few partitions (see :mod:`.partitions`).
+
+        ``rows_of``: position ``i`` holds row ``rows_of[i]`` of ``vectors`` (records that share a text share its
+        vector, as the engine encodes them), so the n × d matrix of every position is never built.
         """
         x = np.asarray(vectors)
-        n = len(x)
+        n = len(x) if rows_of is None else len(rows_of)
         kind = self.kind
         if kind == "auto":
             kind = "flat" if n < self.auto_threshold else "hnsw"
@@ -100,8 +103,15 @@ class DenseIndex:
         if x.ndim != 2 or not n:
             storage = "float32"  # nothing to compress, and FAISS needs a dimension
         dtype = np.float32 if storage == "float32" else np.float16
-        self.groups_ = Groups.of(x, dtype) if x.ndim == 2 else Groups(np.arange(n))
-        rows = x if self.groups_.identity else _gather(x, self.groups_.firsts, dtype)
+        if x.ndim != 2:
+            self.groups_ = Groups(np.arange(n))
+            rows = x
+        elif rows_of is not None:
+            self.groups_, heads = Groups.of(x, dtype).over(rows_of)
+            rows = _gather(x, heads, dtype)
+        else:
+            self.groups_ = Groups.of(x, dtype)
+            rows = x if self.groups_.identity else _gather(x, self.groups_.firsts, dtype)
         self.backend_: Backend = make_backend(kind, self._tuning().for_n(len(rows)))
         # No bar object at all unless asked: tqdm takes a process-shared lock even when disabled.
         bar = tqdm(total=len(rows), desc="index", unit="vec") if show_progress else None
@@ -109,7 +119,7 @@ class DenseIndex:
         self.partitions_: Partitions | None = None
         try:
             self.store_: Storage = self.backend_.build(rows, storage)
-            if labels is not None and kind == "hnsw" and len(x):
+            if labels is not None and kind == "hnsw" and n:
                 if len(labels) != n:
                     raise ValueError(f"{len(labels)} partition labels for {n} vectors")
                 parts = Partitions(labels, self.groups_, self.partition_min, self._tuning())

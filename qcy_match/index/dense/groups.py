@@ -73,6 +73,15 @@ class Groups:
                 return cls(_by_first(first, inverse.ravel()))
         return groups
 
+    def over(self, rows_of: np.ndarray) -> tuple[Groups, np.ndarray]:
+        """The groups of positions that hold the rows ``rows_of`` of the rows grouped here (positions whose rows
+        share a node share one), and the row each of their nodes is built from.
+        """
+        node = self.node_of[np.asarray(rows_of, dtype=np.int64)]
+        used, first, inverse = np.unique(node, return_index=True, return_inverse=True)
+        heads = self.firsts[used[np.argsort(first, kind="stable")]]
+        return Groups(_by_first(first, inverse.ravel())), heads
+
     def __len__(self) -> int:
         """Positions."""
         return len(self.node_of)
