@@ -8,10 +8,20 @@ process's resident memory until the kernel needs them back; the checks here give
 from __future__ import annotations
 
 import mmap
+import os
+from typing import Literal
 
 import numpy as np
 
 BLOCK = 1 << 24  # entries per block: 64 MiB of int32
+# Whether index files are mapped: not on Windows, where a mapped file cannot be removed, and a save replaces an
+# index directory (that another process may have open) by renames and removals.
+MAPS = os.name != "nt"
+
+
+def mode(mapped: bool = True) -> Literal["r"] | None:
+    """``np.load``'s ``mmap_mode`` for an index array: read-only mapped where the platform allows it."""
+    return "r" if mapped and MAPS else None
 
 
 def within(a: np.ndarray, lo: int, hi: int) -> bool:

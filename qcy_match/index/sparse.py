@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..persistence import LAYOUT
-from .mapped import within
+from .mapped import mode, within
 from .terms import TermLists, term_ids
 from .topk import top_k
 
@@ -700,8 +700,8 @@ class SparseIndex:
         # The postings are mapped, not read: a search reads the pages of its terms' lists (see index.mapped).
         indptr, lengths = (np.load(path / name, allow_pickle=False) for name in (LAYOUT.bm25_indptr,
                                                                                  LAYOUT.bm25_doclen))
-        docs, tf = (np.load(path / name, mmap_mode="r", allow_pickle=False) for name in (LAYOUT.bm25_indices,
-                                                                                        LAYOUT.bm25_data))
+        docs, tf = (np.load(path / name, mmap_mode=mode(), allow_pickle=False) for name in (LAYOUT.bm25_indices,
+                                                                                           LAYOUT.bm25_data))
         n_docs = int(meta["n_docs"])
         if (len(indptr) != len(self.vocab_) + 1 or len(docs) != len(tf) or int(indptr[-1]) != len(docs)
                 or len(lengths) != n_docs or not within(docs, 0, n_docs)):

@@ -20,7 +20,7 @@ from typing import overload
 import numpy as np
 
 from ..persistence import LAYOUT
-from .mapped import within
+from .mapped import mode, within
 
 Vocabulary = dict[str, int]
 
@@ -164,7 +164,7 @@ class TermLists(Sequence[list[str]]):
         Checked before use: offsets start at 0, never decrease and end at the id count, and every id is one of the
         vocabulary's (read in blocks, so checking a mapped file does not read it into memory at once).
         """
-        ids = np.load(path / LAYOUT.term_ids, mmap_mode="r" if mmap else None, allow_pickle=False)
+        ids = np.load(path / LAYOUT.term_ids, mmap_mode=mode(mmap), allow_pickle=False)
         offsets = np.load(path / LAYOUT.term_offsets, allow_pickle=False)
         if ids.ndim != 1 or ids.dtype != np.int32 or offsets.ndim != 1 or offsets.dtype != np.int64:
             raise ValueError(f"{LAYOUT.term_ids} / {LAYOUT.term_offsets} are not int32 / int64 vectors")

@@ -17,7 +17,6 @@ searches ask for nodes and expand each to the positions holding it, which tie.
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ... import threads
+from ..mapped import MAPS
 from ..topk import best, exact_top_k
 from .backend import Backend, Tuning
 from .groups import Groups
@@ -314,7 +314,7 @@ class DenseIndex:
         self = cls(**params)
         self.backend_ = make_backend(kind_, self._tuning())
         # Not on Windows: a mapped file cannot be deleted there, and a save replaces the directory it was read from.
-        mmap = mmap and os.name != "nt"
+        mmap = mmap and MAPS
         self.store_ = self.backend_.load(path, self.storage, mmap)
         if self.storage not in ("auto", self.store_.name):
             raise ValueError(f"the files hold {self.store_.name} vectors, the parameters say {self.storage}")
