@@ -129,11 +129,17 @@ def test_hnsw_over_copies_finds_what_exact_search_finds(copies, queries):
     assert_exact(index, queries, None, share=1.0)
 
 
-def test_a_mask_keeping_one_copy_returns_that_copy_only(copies, queries):
+def best_group(copies, queries) -> tuple[DenseIndex, np.ndarray, float]:
+    """An HNSW index over the copies, the positions of the first query's best vector, and its score."""
     x, source = copies
     index = DenseIndex("hnsw").fit(x)
-    top, _ = index.search(queries[:1], 1)
-    group = np.flatnonzero(source == source[top[0, 0]])
+    top, top_s = index.search(queries[:1], 1)
+    return index, np.flatnonzero(source == source[top[0, 0]]), float(top_s[0, 0])
+
+
+def test_a_mask_keeping_one_copy_returns_that_copy_only(copies, queries):
+    x, _ = copies
+    index, group, _ = best_group(copies, queries)
     rng = np.random.default_rng(3)
     for one in group:
         keep = rng.random(len(x)) < 0.5
@@ -145,10 +151,8 @@ def test_a_mask_keeping_one_copy_returns_that_copy_only(copies, queries):
 
 
 def test_deleted_copies_are_never_returned_and_an_added_copy_ties(copies, queries):
-    x, source = copies
-    index = DenseIndex("hnsw").fit(x)
-    top, top_s = index.search(queries[:1], 1)
-    group = np.flatnonzero(source == source[top[0, 0]])
+    x, _ = copies
+    index, group, best = best_group(copies, queries)
     gone = index.updated(delete=group[1:])
     got, got_s = gone.search(queries[:1], K)
     assert got[0, 0] == group[0] and not np.isin(group[1:], got).any()
@@ -157,7 +161,7 @@ def test_deleted_copies_are_never_returned_and_an_added_copy_ties(copies, querie
     assert not np.isin(group, every.search(queries[:1], K)[0]).any()
     added = every.updated(add=x[group[:1]])  # a copy added live, after every older copy was deleted
     got, got_s = added.search(queries[:1], K)
-    assert got[0, 0] == len(x) and got_s[0, 0] == pytest.approx(top_s[0, 0], abs=1e-6)
+    assert got[0, 0] == len(x) and got_s[0, 0] == pytest.approx(best, abs=1e-6)
     assert_exact(added, queries, None, share=0.99)
     # Compaction groups the live copies again, as a fresh build over them would.
     fresh = added.compacted()
