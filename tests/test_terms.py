@@ -112,7 +112,8 @@ def test_sharded_index_with_partition_graphs_saves_and_loads(tmp_path, engine, r
     # Each shard holds partition graphs of its own: they are per-shard files, not shared ones like the encoder's.
     path = engine.save(tmp_path / "sharded", shards=2)
     loaded = MatchEngine.load(path)
-    assert loaded.tokens_ == engine.tokens_ or sorted(map(tuple, loaded.tokens_)) == sorted(map(tuple, engine.tokens_))
+    # The shards list their records shard by shard: the same lists, in another order.
+    assert sorted(map(tuple, loaded.tokens_)) == sorted(map(tuple, engine.tokens_))
     assert any(LAYOUT.is_partition_graph(p.name) for p in (path / "shard-00000").iterdir())
 
 

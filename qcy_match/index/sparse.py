@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from ..persistence import LAYOUT
 from .mapped import mode, within
-from .terms import TermLists, term_ids
+from .terms import TermLists, ranges, term_ids
 from .topk import top_k
 
 # Whether top() tries the pruned search first. Off: on records recombined from CSL sentences (30k and 100k) the
@@ -116,7 +116,7 @@ class _Segment:
         tf = np.empty(int(indptr[-1]), np.float32)
         fill = indptr[:-1].copy()
         for cnt, d, f in _blocks(ids, offsets, n_terms):
-            at = _ranges(fill, cnt)
+            at = ranges(fill, cnt)
             docs[at], tf[at] = d, f
             fill += cnt
         return cls(indptr, docs, tf, np.diff(offsets).astype(np.float32)[:n])
@@ -593,7 +593,7 @@ class SparseIndex:
         fits[order] = np.cumsum(length[order]) <= WHOLE_SHARE * budget
         whole = (fits | ~long) & (length > 0)
         rest_budget = max(budget - int(length[whole].sum()), budget // 4)
-        at = _ranges(indptr[t[whole]], length[whole])
+        at = ranges(indptr[t[whole]], length[whole])
         docs = [self.main_.docs[at]]
         val = [np.repeat(f[whole], length[whole]) * self._weights()[0][at]]
         rest = ~whole & long
@@ -602,7 +602,7 @@ class SparseIndex:
             # whose head all passes it is cut at its head: reads stay within 2·rest_budget + 16 per list).
             offsets, imp_w, imp_d = self._impact()
             head = np.minimum(length[rest], max(16, 2 * rest_budget // int(rest.sum())))
-            at = _ranges(offsets[t[rest]], head)
+            at = ranges(offsets[t[rest]], head)
             contrib = np.repeat(f[rest], head) * imp_w[at]
             rank = min(rest_budget, len(contrib))
             tau = np.partition(contrib, len(contrib) - rank)[len(contrib) - rank]
@@ -731,12 +731,6 @@ def _blocks(ids: np.ndarray, offsets: np.ndarray, n_terms: int) -> Iterator[tupl
                           shape=(e - s, n_terms))
         m.sum_duplicates()
         yield np.diff(m.indptr), m.indices.astype(np.int32) + s, m.data
-
-
-def _ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Indices of the ranges [start, start + length) one after another."""
-    ends = np.cumsum(length)
-    return np.repeat(start - ends + length, length) + np.arange(int(ends[-1]) if len(ends) else 0)
 
 
 def _above(s: np.ndarray, k: int, sample: int = 4_096) -> np.ndarray:

@@ -25,6 +25,12 @@ from .mapped import mode, within
 Vocabulary = dict[str, int]
 
 
+def ranges(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Indices of the ranges [start, start + length) one after another (the entries of some rows of a CSR layout)."""
+    ends = np.cumsum(length)
+    return np.repeat(start - ends + length, length) + np.arange(int(ends[-1]) if len(ends) else 0)
+
+
 def term_ids(tokens: Iterable[str], vocab: Vocabulary) -> list[int]:
     """The ids of tokens, giving new terms the next ids."""
     return [vocab.setdefault(t, len(vocab)) for t in tokens]
@@ -137,10 +143,8 @@ class TermLists(Sequence[list[str]]):
         if keep.all():
             return self
         lengths = self.lengths()[keep]
-        starts = self.offsets[:-1][keep]
-        ends = np.cumsum(lengths)
-        take = np.repeat(starts - ends + lengths, lengths) + np.arange(int(ends[-1]) if len(ends) else 0)
-        return TermLists(np.asarray(self.ids)[take], np.concatenate([np.zeros(1, np.int64), ends]), self.vocab)
+        ids = np.asarray(self.ids)[ranges(self.offsets[:-1][keep], lengths)]
+        return TermLists(ids, np.concatenate([np.zeros(1, np.int64), np.cumsum(lengths)]), self.vocab)
 
     def extended(self, lists: Iterable[Sequence[str]]) -> TermLists:
         """These lists followed by ``lists`` (new terms join the shared vocabulary)."""

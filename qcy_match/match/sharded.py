@@ -192,12 +192,13 @@ class ShardedEngine(MatchEngine):
         enc = vectors if isinstance(vectors, Encoded) else Encoded.each(vectors)
         snaps = []
         for s in range(self.n_shards):
-            rows = np.flatnonzero(where == s)
+            mine = where == s
+            rows = np.flatnonzero(mine)
             if not len(rows):
                 raise UsageError(empty_shard(s, self.n_shards, len(recs)))
             # Each shard numbers its own terms, as a build of its records alone would.
             snaps.append(self._built(recs.iloc[rows].reset_index(drop=True),
-                                     tokens.select(where == s).renumbered(), enc.take(rows), show_progress))
+                                     tokens.select(mine).renumbered(), enc.take(rows), show_progress))
         return snaps
 
     @classmethod
